@@ -1,0 +1,60 @@
+"""Periodic background work (reconcilers, retention), in the web process or `printhook worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.context import AppContext
+
+log = logging.getLogger("printhook.background")
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """`run_once` is called at start and then every `interval` seconds until stopped."""
+
+    name: str
+    interval: float
+    run_once: Callable[[AppContext], Awaitable[object]]
+
+
+class BackgroundWorkers:
+    def __init__(self, ctx: AppContext, tasks: list[PeriodicTask]) -> None:
+        self._ctx = ctx
+        self._tasks = tasks
+        self._stopping = asyncio.Event()
+        self._running: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for task in self._tasks:
+            self._running.append(asyncio.create_task(self._loop(task), name=task.name))
+
+    async def _loop(self, task: PeriodicTask) -> None:
+        while not self._stopping.is_set():
+            try:
+                await task.run_once(self._ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background.failed", extra={"task": task.name})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=task.interval)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask every loop to stop, give in-flight work `grace` seconds, then cancel it."""
+        self._stopping.set()
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(self._running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        self._running.clear()
+
+    async def wait(self) -> None:
+        """Run until stopped (for `printhook worker`)."""
+        await self._stopping.wait()

@@ -1,0 +1,110 @@
+"""The `printhook` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from app.config import ConfigurationError, Settings, load_settings
+from app.logging import configure_logging
+
+log = logging.getLogger("printhook.cli")
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from app.migrate import upgrade
+
+    upgrade(settings.database_url)
+    log.info("db.migrated")
+    return 0
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    if settings.is_sqlite or args.migrate:
+        _cmd_migrate(settings, args)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    import signal
+
+    from app.background import BackgroundWorkers
+    from app.context import AppContext
+    from app.main import background_tasks
+
+    ctx = AppContext.create(settings)
+    workers = BackgroundWorkers(ctx, background_tasks(ctx))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    workers.start()
+    log.info("worker.started", extra={"instance_id": ctx.instance_id})
+    try:
+        await stop.wait()
+    finally:
+        await workers.stop()
+        await ctx.aclose()
+        log.info("worker.stopped")
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="printhook",
+        description="Durable, verified Printess and Printmotor callbacks for print shops.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (and background work)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply migrations first (always done on SQLite)",
+    )
+    serve.set_defaults(handler=_cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema to the newest version")
+    migrate.set_defaults(handler=_cmd_migrate)
+
+    worker = sub.add_parser("worker", help="run only the background work (reconcilers, retention)")
+    worker.set_defaults(handler=_cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"printhook: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    code: int = args.handler(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

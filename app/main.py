@@ -1,0 +1,48 @@
+"""The printhook ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.background import BackgroundWorkers, PeriodicTask
+from app.config import Settings, load_settings
+from app.context import AppContext
+from app.errors import install_error_handlers
+from app.ops.router import router as ops_router
+
+
+def background_tasks(ctx: AppContext) -> list[PeriodicTask]:
+    """Everything that runs in the background, in the web process or `printhook worker`."""
+    return []
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = AppContext.create(settings)
+        app.state.ctx = ctx
+        workers = BackgroundWorkers(ctx, background_tasks(ctx) if settings.run_workers else [])
+        # Started, not awaited: background work never delays readiness.
+        workers.start()
+        try:
+            yield
+        finally:
+            await workers.stop()
+            await ctx.aclose()
+
+    app = FastAPI(
+        title="printhook",
+        summary="Durable, verified Printess and Printmotor callbacks for print shops",
+        version="0.1.0",
+        lifespan=lifespan,
+        root_path=settings.root_path,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    return app

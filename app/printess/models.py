@@ -1,0 +1,52 @@
+"""Printess render jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime
+
+FINAL_STATUSES = frozenset({"succeeded", "failed"})
+
+
+class PrintessJob(Base):
+    __tablename__ = "printess_jobs"
+    __table_args__ = (
+        Index("ix_printess_jobs_updated", "updated_at", "job_id"),
+        Index("ix_printess_jobs_due", "status", "next_poll_at"),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(255), index=True)
+    printess_order_id: Mapped[str | None] = mapped_column(String(128))
+    template_name: Mapped[str | None] = mapped_column(String(255))
+    # pending | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))
+    documents: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    pictures: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    error_text: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # callback | reconcile | replay
+    finalized_by: Mapped[str | None] = mapped_column(String(16))
+    # sha256 of the per-job callback token; the token itself is never stored.
+    callback_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    # Reconciler bookkeeping
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    poll_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when the job passed PRINTHOOK_RECONCILE_MAX_AGE without a final status.
+    reconcile_abandoned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run only the background work (reconcilers, retention)")
     worker.set_defaults(handler=_cmd_worker)
+
+    # Each domain adds its own commands (and simulators) to these groups.
+    simulate = sub.add_parser("simulate", help="local stand-ins for the vendors (no accounts)")
+    simulators = simulate.add_subparsers(dest="simulator", required=True)
+    del simulators
     return parser
 
 

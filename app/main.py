@@ -11,6 +11,7 @@ from app.background import BackgroundWorkers, PeriodicTask
 from app.config import Settings, load_settings
 from app.context import AppContext
 from app.errors import install_error_handlers
+from app.ops.limits import BodyLimitMiddleware
 from app.ops.router import router as ops_router
 
 
@@ -45,4 +46,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,44 @@
+"""Prometheus metrics. Every metric printhook exposes is declared here."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "printhook_http_requests_total",
+    "HTTP requests answered, by route template and status code",
+    ["method", "route", "status"],
+)
+VENDOR_ACK_SECONDS = Histogram(
+    "printhook_vendor_ack_seconds",
+    "Time to acknowledge a vendor callback or webhook",
+    ["source"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+INBOUND_EVENTS = Counter(
+    "printhook_inbound_events_total",
+    "Vendor requests by source and outcome "
+    "(applied, unchanged, duplicate, deferred, rejected, unauthorized, too_large)",
+    ["source", "outcome"],
+)
+RECONCILER_POLLS = Counter(
+    "printhook_reconciler_polls_total",
+    "Vendor status reads by the reconcilers, by outcome "
+    "(changed, unchanged, throttled, error, abandoned)",
+    ["vendor", "outcome"],
+)
+VENDOR_CALLS = Counter(
+    "printhook_vendor_calls_total",
+    "HTTP calls to vendor APIs by operation and result (status code, or 'error')",
+    ["vendor", "operation", "result"],
+)
+NON_FINAL = Gauge(
+    "printhook_non_final",
+    "Jobs and orders without a final status",
+    ["kind"],
+)
+OLDEST_NON_FINAL_AGE = Gauge(
+    "printhook_oldest_non_final_age_seconds",
+    "Age of the oldest job or order without a final status",
+    ["kind"],
+)

@@ -9,9 +9,11 @@ import sys
 from collections.abc import Sequence
 
 from app.config import ConfigurationError, Settings, load_settings
-from app.logging import configure_logging
+from app.logging import configure_logging, register_secrets, settings_secrets
 
 log = logging.getLogger("printhook.cli")
+
+GRACEFUL_SHUTDOWN_SECONDS = 15
 
 
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,9 +36,15 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.trusted_proxies),
-        timeout_graceful_shutdown=20,
+        # printhook logs its own access line with the callback token masked.
+        access_log=False,
+        # The app applies X-Forwarded-* itself (PRINTHOOK_TRUSTED_PROXIES); doing it here too
+        # would unwrap the X-Forwarded-For chain twice.
+        proxy_headers=False,
+        server_header=False,
+        # On SIGTERM: stop accepting, let in-flight requests finish (vendors wait up to 10 s),
+        # then the lifespan stops the background workers.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
 
@@ -107,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"printhook: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    register_secrets(settings_secrets(settings))
     code: int = args.handler(settings, args)
     return code
 

@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.background import BackgroundWorkers, PeriodicTask
 from app.config import Settings, load_settings
 from app.context import AppContext
 from app.errors import install_error_handlers
+from app.logging import register_secrets, settings_secrets
+from app.ops.http import RequestContextMiddleware, RootPathMiddleware
 from app.ops.limits import BodyLimitMiddleware
 from app.ops.router import router as ops_router
 
@@ -22,6 +25,7 @@ def background_tasks(ctx: AppContext) -> list[PeriodicTask]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    register_secrets(settings_secrets(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,10 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Durable, verified Printess and Printmotor callbacks for print shops",
         version="0.1.0",
         lifespan=lifespan,
-        root_path=settings.root_path,
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router)
+    # Last added runs first: proxy headers fix the client address before the access log
+    # records it, and the request id is bound before anything else can log.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    if settings.root_path:
+        app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
     return app

@@ -1,12 +1,19 @@
-"""Health and readiness."""
+"""Health, readiness and metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import ContextDep
+from app.errors import is_database_unavailable
 from app.migrate import schema_status
+from app.ops.backlog import refresh_backlog_gauges
+
+log = logging.getLogger("printhook.ops")
 
 router = APIRouter(tags=["ops"])
 
@@ -33,3 +40,17 @@ async def readyz(ctx: ContextDep) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"ok": True, "schema": current})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(ctx: ContextDep) -> Response:
+    """Prometheus text format. Backlog gauges are refreshed from the database per scrape;
+    with the database down the counters are still served (the gauges keep their last value)."""
+    try:
+        async with ctx.session_factory() as session:
+            await refresh_backlog_gauges(session)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.warning("metrics.backlog.unavailable", extra={"error_class": type(exc).__name__})
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,44 @@
+"""Backlog gauges (non-final jobs and orders, age of the oldest), computed when scraped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.db import utcnow
+from app.ops.metrics import NON_FINAL, OLDEST_NON_FINAL_AGE
+from app.printess.models import PrintessJob
+from app.printmotor.models import PrintmotorOrder
+
+# An order handed to the carrier needs nothing more from us (a new tracking code may still
+# arrive, but nobody waits for it); only orders before that are a backlog.
+ORDER_DONE_STATUSES = ("delivered", "cancelled")
+
+
+async def refresh_backlog_gauges(session: AsyncSession) -> None:
+    """Set `printhook_non_final` and `printhook_oldest_non_final_age_seconds` per kind.
+
+    Two aggregate queries served by the `(status, next_poll_at)` indexes; cheap enough for
+    every scrape.
+    """
+    now = utcnow()
+    jobs = PrintessJob.status == "pending"
+    orders = PrintmotorOrder.status.not_in(ORDER_DONE_STATUSES)
+    for kind, created_at, where in (
+        ("printess_job", PrintessJob.created_at, jobs),
+        ("printmotor_order", PrintmotorOrder.created_at, orders),
+    ):
+        count, oldest = await _count_and_oldest(session, created_at, where)
+        NON_FINAL.labels(kind).set(count)
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        OLDEST_NON_FINAL_AGE.labels(kind).set(max(age, 0.0))
+
+
+async def _count_and_oldest(
+    session: AsyncSession, created_at: InstrumentedAttribute[datetime], where: ColumnElement[bool]
+) -> tuple[int, datetime | None]:
+    row = (await session.execute(select(func.count(), func.min(created_at)).where(where))).one()
+    return int(row[0]), row[1]

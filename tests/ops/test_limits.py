@@ -1,0 +1,73 @@
+"""Oversized bodies get 413 while streaming, over real HTTP; bodies at the limit pass intact."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+import httpx
+from fastapi import APIRouter, Request
+
+from app.main import create_app
+from tests.support.helpers import make_settings, serve_in_thread
+
+LIMIT = 2048
+NO_DB = "sqlite+aiosqlite:////nonexistent-dir/printhook.db"
+
+probe = APIRouter()
+received: list[str] = []
+
+
+@probe.post("/probe/echo")
+async def echo(request: Request) -> dict[str, object]:
+    body = await request.body()
+    received.append(hashlib.sha256(body).hexdigest())
+    return {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def limited_server() -> AbstractContextManager[str]:
+    app = create_app(make_settings(NO_DB, max_body_bytes=LIMIT))
+    app.include_router(probe)
+    return serve_in_thread(app)
+
+
+def chunks(total: int, size: int = 512) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        piece = min(size, total - sent)
+        yield b"x" * piece
+        sent += piece
+
+
+def test_body_exactly_at_the_limit_passes_through_intact() -> None:
+    body = bytes(range(256)) * (LIMIT // 256)
+    with limited_server() as base:
+        response = httpx.post(f"{base}/probe/echo", content=body)
+    assert response.status_code == 200
+    assert response.json() == {"size": LIMIT, "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_content_length_over_the_limit_is_refused_before_the_route_runs() -> None:
+    received.clear()
+    with limited_server() as base:
+        refused = httpx.post(f"{base}/probe/echo", content=b"y" * (LIMIT + 1))
+        good = httpx.post(f"{base}/probe/echo", content=b"fine")
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "urn:printhook:problem:payload-too-large"
+    assert good.status_code == 200
+    assert good.json()["size"] == 4
+    # Only the good request reached the route.
+    assert received == [hashlib.sha256(b"fine").hexdigest()]
+
+
+def test_chunked_body_over_the_limit_without_content_length_is_refused() -> None:
+    with limited_server() as base:
+        refused = httpx.post(f"{base}/probe/echo", content=chunks(LIMIT * 2))
+        at_limit = httpx.post(f"{base}/probe/echo", content=chunks(LIMIT))
+    assert refused.status_code == 413
+    assert "content-length" not in refused.request.headers
+    assert refused.request.headers["transfer-encoding"] == "chunked"
+    assert at_limit.status_code == 200
+    assert at_limit.json()["size"] == LIMIT

@@ -77,6 +77,18 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from app.inbound.retention import run_purge
+
+    return run_purge(settings, dry_run=args.dry_run)
+
+
+def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from app.inbound.replay import run_replay
+
+    return run_replay(settings, args.inbound_event_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="printhook",
@@ -99,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run only the background work (reconcilers, retention)")
     worker.set_defaults(handler=_cmd_worker)
+
+    purge = sub.add_parser(
+        "purge", help="drop raw inbound bodies older than PRINTHOOK_RETENTION_DAYS (rows stay)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only show what would go")
+    purge.set_defaults(handler=_cmd_purge)
+
+    replay = sub.add_parser(
+        "replay", help="re-apply a stored vendor event through the same transition"
+    )
+    replay.add_argument("inbound_event_id", type=int, help="id of the row in inbound_events")
+    replay.set_defaults(handler=_cmd_replay)
 
     # Each domain adds its own commands (and simulators) to these groups.
     simulate = sub.add_parser("simulate", help="local stand-ins for the vendors (no accounts)")

@@ -12,6 +12,7 @@ from app.background import BackgroundWorkers, PeriodicTask
 from app.config import Settings, load_settings
 from app.context import AppContext
 from app.errors import install_error_handlers
+from app.inbound.retention import retention_task
 from app.logging import register_secrets, settings_secrets
 from app.ops.http import RequestContextMiddleware, RootPathMiddleware
 from app.ops.limits import BodyLimitMiddleware
@@ -20,7 +21,7 @@ from app.ops.router import router as ops_router
 
 def background_tasks(ctx: AppContext) -> list[PeriodicTask]:
     """Everything that runs in the background, in the web process or `printhook worker`."""
-    return []
+    return [retention_task()]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,4 +1,4 @@
-"""printmotor print orders
+"""printmotor print orders and order placements
 
 Revision ID: 0003_printmotor
 Revises: 0002_printess
@@ -56,8 +56,28 @@ def upgrade() -> None:
         "ix_printmotor_orders_updated", "printmotor_orders", ["updated_at", "order_number"]
     )
 
+    op.create_table(
+        "printmotor_placements",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
+        sa.Column("reference", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("request", JSON, nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("order_number", sa.String(length=128), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", utc(), nullable=False),
+        sa.Column("updated_at", utc(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_printmotor_placements")),
+        sa.UniqueConstraint(
+            "idempotency_key", name=op.f("uq_printmotor_placements_idempotency_key")
+        ),
+        sa.UniqueConstraint("reference", name=op.f("uq_printmotor_placements_reference")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("printmotor_placements")
     op.drop_index("ix_printmotor_orders_updated", table_name="printmotor_orders")
     op.drop_index(op.f("ix_printmotor_orders_reference"), table_name="printmotor_orders")
     op.drop_index("ix_printmotor_orders_due", table_name="printmotor_orders")

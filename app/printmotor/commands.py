@@ -1,0 +1,117 @@
+"""`printhook` subcommands for Printmotor: simulators and placement resolution."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from app.config import Settings
+
+
+def _cmd_send_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from app.simulator.printmotor import send_webhook, webhook_body
+
+    secret = args.secret
+    if secret is None and settings.printmotor_webhook_secrets:
+        secret = settings.printmotor_webhook_secrets[0].get_secret_value()
+    if not secret:
+        print(
+            "printhook: give --secret or set PRINTHOOK_PRINTMOTOR_WEBHOOK_SECRETS", file=sys.stderr
+        )
+        return 2
+    body = webhook_body(
+        args.order,
+        args.event,
+        reference=args.reference,
+        processing_status=args.processing_status,
+        description=args.description,
+        tracking_code=args.tracking,
+        tracking_links=args.link,
+        delivery_time=args.delivery_time,
+    )
+    response = send_webhook(args.url, secret, body, args.encoding)
+    print(f"{response.status_code} {response.text}")
+    return 0 if response.is_success else 1
+
+
+def _cmd_fake_api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.simulator.printmotor import FakePrintmotor
+
+    fake = FakePrintmotor(username=args.username, password=args.password, service=args.service)
+    print(
+        f"fake Printmotor order API on http://{args.host}:{args.port} "
+        f"(user {args.username!r}, service {args.service!r})",
+        file=sys.stderr,
+    )
+    uvicorn.run(fake.app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def _cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.context import AppContext
+    from app.printmotor.placement import resolve_placement
+
+    async def _run() -> str:
+        ctx = AppContext.create(settings)
+        try:
+            return await resolve_placement(ctx, args.reference, args.order_number)
+        finally:
+            await ctx.aclose()
+
+    try:
+        result = asyncio.run(_run())
+    except LookupError as exc:
+        print(f"printhook: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"reference": args.reference, "result": result}))
+    return 0
+
+
+def register_simulators(simulators: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`printhook simulate printmotor-webhook` and `printhook simulate printmotor-api`."""
+    hook = simulators.add_parser(
+        "printmotor-webhook", help="send a webhook signed exactly as Printmotor signs it"
+    )
+    hook.add_argument("--url", default="http://127.0.0.1:8000/webhooks/printmotor")
+    hook.add_argument("--secret", help="HMAC key (default: first PRINTMOTOR_WEBHOOK_SECRETS)")
+    hook.add_argument("--order", required=True, help="orderNumber")
+    hook.add_argument("--event", default="USER_ORDER_DELIVERED", help="eventType")
+    hook.add_argument("--reference", help="meta.reference")
+    hook.add_argument("--processing-status", help="userOrder.processingStatus")
+    hook.add_argument("--description", help="processingStatusDescription")
+    hook.add_argument("--tracking", help="meta.trackingCode")
+    hook.add_argument("--link", action="append", help="a tracking link (repeatable)")
+    hook.add_argument("--delivery-time", help="deliveryTime, e.g. 2026-11-24T14:57:56")
+    hook.add_argument("--encoding", choices=["base64", "hex"], default="base64")
+    hook.set_defaults(handler=_cmd_send_webhook)
+
+    api = simulators.add_parser("printmotor-api", help="run a fake Printmotor order API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8090)
+    api.add_argument("--username", default="printhook")
+    api.add_argument("--password", default="printmotor-password")
+    api.add_argument("--service", default="printhook-service")
+    api.set_defaults(handler=_cmd_fake_api)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`printhook printmotor resolve-placement`."""
+    group = sub.add_parser("printmotor", help="Printmotor order placements")
+    commands = group.add_subparsers(dest="printmotor_command", required=True)
+    resolve = commands.add_parser(
+        "resolve-placement",
+        help="settle a placement whose outcome is unknown (after checking Printmotor's UI)",
+    )
+    resolve.add_argument("--reference", required=True, help="meta.reference of the placement")
+    which = resolve.add_mutually_exclusive_group(required=True)
+    which.add_argument("--order-number", help="the order Printmotor did create for it")
+    which.add_argument(
+        "--not-placed",
+        action="store_true",
+        help="Printmotor has no such order: allow the shop to place it again",
+    )
+    resolve.set_defaults(handler=_cmd_resolve)

@@ -1,0 +1,114 @@
+"""HTTP for Printmotor: the signed webhook (a hot path) and the shop's order API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from app.context import AppContext
+from app.deps import ContextDep, SessionDep, ShopKey
+from app.errors import BadRequest, Unauthorized
+from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
+from app.printmotor import queries
+from app.printmotor.placement import place_order, raise_for
+from app.printmotor.schemas import OrderOut, OrderPage, OrderRequest
+from app.printmotor.service import SOURCE, handle_webhook
+from app.printmotor.signature import SIGNATURE_HEADER, WebhookVerifier
+
+log = logging.getLogger("printhook.printmotor")
+
+router = APIRouter(tags=["printmotor"])
+
+OK = b'{"ok":true}'
+_OUTCOMES = ("applied", "unchanged", "duplicate", "rejected", "unauthorized")
+# Bound once: the webhook path should not look metric children up per request.
+_COUNT = {outcome: INBOUND_EVENTS.labels(SOURCE, outcome) for outcome in _OUTCOMES}
+_ACK = VENDOR_ACK_SECONDS.labels(SOURCE)
+
+
+def _verifier(request: Request, ctx: AppContext) -> WebhookVerifier:
+    verifier: WebhookVerifier | None = getattr(request.app.state, "printmotor_verifier", None)
+    if verifier is None:
+        verifier = WebhookVerifier(ctx.settings.printmotor_webhook_secrets)
+        request.app.state.printmotor_verifier = verifier
+    return verifier
+
+
+@router.post(
+    "/webhooks/printmotor",
+    summary="Printmotor webhook (HMAC-SHA256 of the raw body in X-Printmotor-Hmac-SHA256)",
+    responses={200: {"content": {"application/json": {"example": {"ok": True}}}}},
+)
+async def printmotor_webhook(request: Request) -> Response:
+    started = time.perf_counter()
+    ctx: AppContext = request.app.state.ctx
+    body = await request.body()
+    if not _verifier(request, ctx).verify(body, request.headers.get(SIGNATURE_HEADER)):
+        _COUNT["unauthorized"].inc()
+        log.info("printmotor.webhook.unauthorized", extra={"body_size": len(body)})
+        raise Unauthorized("X-Printmotor-Hmac-SHA256 does not match the body for any key")
+    async with ctx.session_factory() as session:
+        outcome, error = await handle_webhook(
+            session, body, stale_after=ctx.settings.printmotor_stale_after
+        )
+        if outcome != "duplicate":
+            await session.commit()
+    _COUNT[outcome].inc()
+    if outcome == "rejected":
+        log.info("printmotor.webhook.rejected", extra={"error": error})
+        raise BadRequest(f"signature valid but the body is unusable: {error}")
+    _ACK.observe(time.perf_counter() - started)
+    return Response(OK, media_type="application/json")
+
+
+@router.post(
+    "/v1/printmotor/orders",
+    status_code=201,
+    response_model=OrderOut,
+    response_model_by_alias=True,
+    summary="Place an order at Printmotor, at most once per Idempotency-Key and meta.reference",
+)
+async def create_order(
+    order: OrderRequest,
+    ctx: ContextDep,
+    _shop: ShopKey,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> OrderOut:
+    placement = await place_order(ctx, order.model_dump(mode="json"), idempotency_key)
+    raise_for(placement)
+    assert placement.order_number is not None
+    async with ctx.session_factory() as session:
+        return await queries.get_order(session, placement.order_number)
+
+
+@router.get(
+    "/v1/printmotor/orders/{order_number}",
+    response_model=OrderOut,
+    response_model_by_alias=True,
+)
+async def get_order(order_number: str, session: SessionDep, _shop: ShopKey) -> OrderOut:
+    return await queries.get_order(session, order_number)
+
+
+@router.get("/v1/printmotor/orders", response_model=OrderPage, response_model_by_alias=True)
+async def list_orders(
+    session: SessionDep,
+    _shop: ShopKey,
+    status: str | None = None,
+    reference: str | None = None,
+    updated_after: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
+    cursor: str | None = None,
+) -> OrderPage:
+    return await queries.list_orders(
+        session,
+        status=status,
+        reference=reference,
+        updated_after=updated_after,
+        limit=limit,
+        cursor=cursor,
+    )

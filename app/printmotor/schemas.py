@@ -1,0 +1,95 @@
+"""The shop API's JSON shapes for Printmotor orders (camelCase, like Printmotor's own API)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from app.printmotor.transition import DONE_STATUSES
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class OrderMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    reference: str = Field(min_length=1, max_length=255)
+
+
+class OrderRequest(BaseModel):
+    """A Printmotor order, passed through as sent. Only `meta.reference` is required by
+    printhook: it is what links Printmotor's webhooks back to the placement."""
+
+    model_config = ConfigDict(extra="allow")
+
+    meta: OrderMeta
+
+
+class HistoryEntry(ApiModel):
+    id: int
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+class PollInfo(ApiModel):
+    attempts: int
+    last_polled_at: datetime | None
+    next_poll_at: datetime | None
+
+
+class OrderOut(ApiModel):
+    """A print order as the shop API shows it."""
+
+    order_number: str
+    reference: str | None
+    status: str
+    is_final: bool
+    processing_status: str | None
+    description: str | None
+    last_event_type: str | None
+    tracking_code: str | None
+    tracking_links: list[str]
+    postal_class: str | None
+    delivery_time: datetime | None
+    estimated_delivery_time: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    poll: PollInfo
+    history: list[HistoryEntry] | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any], history: list[HistoryEntry] | None = None) -> OrderOut:
+        return cls(
+            order_number=row["order_number"],
+            reference=row["reference"],
+            status=row["status"],
+            is_final=row["status"] in DONE_STATUSES,
+            processing_status=row["processing_status"],
+            description=row["processing_status_description"],
+            last_event_type=row["last_event_type"],
+            tracking_code=row["tracking_code"],
+            tracking_links=list(row["tracking_links"] or []),
+            postal_class=row["postal_class"],
+            delivery_time=row["delivery_time"],
+            estimated_delivery_time=row["estimated_delivery_time"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            poll=PollInfo(
+                attempts=row["poll_attempts"],
+                last_polled_at=row["last_polled_at"],
+                next_poll_at=row["next_poll_at"],
+            ),
+            history=history,
+        )
+
+
+class OrderPage(ApiModel):
+    items: list[OrderOut]
+    next_cursor: str | None

@@ -1,0 +1,1 @@
+"""Local stand-ins for the vendors' APIs (`printhook simulate ...`), also used by the tests."""

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JSONType, UTCDateTime
+from app.db import Base, BigId, JSONType, UTCDateTime
 
 FINAL_STATUSES = frozenset({"succeeded", "failed"})
 
@@ -50,3 +50,29 @@ class PrintessJob(Base):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+class PrintessSubmission(Base):
+    """A produce request printhook makes on the shop's behalf.
+
+    The row is inserted (claiming `idempotency_key` atomically) before produce is called, so a
+    concurrent repeat sees the claim and never calls produce a second time. It also holds the
+    callback token hash, so a callback that races the produce response is still recognised.
+    """
+
+    __tablename__ = "printess_submissions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # NULL when the shop sent no Idempotency-Key, or after a failed produce freed the key.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # sha256 of the canonical JSON request, to refuse a key reused with another body.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    callback_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reference: Mapped[str | None] = mapped_column(String(255))
+    template_name: Mapped[str | None] = mapped_column(String(255))
+    # in_flight | done | failed
+    state: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -58,8 +58,31 @@ def upgrade() -> None:
     op.create_index(op.f("ix_printess_jobs_reference"), "printess_jobs", ["reference"])
     op.create_index("ix_printess_jobs_updated", "printess_jobs", ["updated_at", "job_id"])
 
+    op.create_table(
+        "printess_submissions",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("callback_token_hash", sa.String(length=64), nullable=False),
+        sa.Column("reference", sa.String(length=255), nullable=True),
+        sa.Column("template_name", sa.String(length=255), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("job_id", sa.String(length=128), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", utc(), nullable=False),
+        sa.Column("updated_at", utc(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_printess_submissions")),
+        sa.UniqueConstraint(
+            "callback_token_hash", name=op.f("uq_printess_submissions_callback_token_hash")
+        ),
+        sa.UniqueConstraint(
+            "idempotency_key", name=op.f("uq_printess_submissions_idempotency_key")
+        ),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("printess_submissions")
     op.drop_index("ix_printess_jobs_updated", table_name="printess_jobs")
     op.drop_index(op.f("ix_printess_jobs_reference"), table_name="printess_jobs")
     op.drop_index("ix_printess_jobs_due", table_name="printess_jobs")

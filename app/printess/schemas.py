@@ -1,0 +1,240 @@
+"""Printess payloads (callbacks, status/get answers) and the shop API's JSON shapes.
+
+Vendor payloads are parsed leniently: unknown fields are ignored here (the raw bytes are kept
+in the inbound log), and both callback shapes are understood.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from app.printess.models import PrintessJob
+
+
+class PayloadError(ValueError):
+    """A vendor payload that cannot be understood at all (not JSON, no jobId)."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What Printess says about a job, from a callback or from status/get."""
+
+    job_id: str
+    is_final: bool
+    is_success: bool
+    error_text: str | None = None
+    documents: dict[str, str] = field(default_factory=dict)
+    pictures: list[dict[str, Any]] = field(default_factory=list)
+    meta: str | None = None
+    order_id: str | None = None
+    template_name: str | None = None
+    external_order_id: str | None = None
+    finished_at: datetime | None = None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _string_map(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items() if isinstance(v, str) and v}
+
+
+def _pictures(value: object) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    pictures = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("u"), str):
+            continue
+        index = item.get("i")
+        pictures.append(
+            {
+                "document": item.get("d") if isinstance(item.get("d"), str) else None,
+                "url": item["u"],
+                "index": index if isinstance(index, int) else 0,
+            }
+        )
+    return pictures
+
+
+def parse_vendor_time(value: object) -> datetime | None:
+    """Printess dates are strings; read ISO 8601 and assume UTC when no zone is given."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def parse_status(payload: object) -> JobStatus:
+    """Read a callback body (`isFailure`/`failureDetails`) or a status/get answer
+    (`isSuccess`/`errorDetails`/`isFinalStatus`). A callback is only sent for a finished job,
+    so a body without `isFinalStatus` is final."""
+    if not isinstance(payload, dict):
+        raise PayloadError("body is not a JSON object")
+    job_id = payload.get("jobId")
+    if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > 128:
+        raise PayloadError("jobId is missing or not a short string")
+    raw_result = payload.get("result")
+    result: dict[str, Any] = raw_result if isinstance(raw_result, dict) else {}
+    is_final = payload.get("isFinalStatus", True) is not False
+    error_text = _text(payload.get("failureDetails")) or _text(payload.get("errorDetails"))
+    if isinstance(payload.get("isFailure"), bool):
+        is_success = not payload["isFailure"]
+    elif isinstance(payload.get("isSuccess"), bool):
+        is_success = payload["isSuccess"]
+    else:
+        is_success = not error_text
+    documents = {**_string_map(result.get("d")), **_string_map(result.get("r"))}
+    meta = payload.get("meta") if isinstance(payload.get("meta"), str) else None
+    if meta is None and isinstance(result.get("meta"), str):
+        meta = result["meta"]
+    finished = payload.get("finishedOn") if is_success else payload.get("failedOn")
+    return JobStatus(
+        job_id=job_id.strip(),
+        is_final=is_final,
+        is_success=is_success,
+        error_text=error_text if not is_success else None,
+        documents=documents,
+        pictures=_pictures(result.get("p")),
+        meta=meta,
+        order_id=_text(payload.get("orderId")),
+        template_name=_text(payload.get("templateName")),
+        external_order_id=_text(payload.get("externalOrderId")),
+        finished_at=parse_vendor_time(finished),
+    )
+
+
+def parse_status_bytes(body: bytes) -> JobStatus:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError("body is not JSON") from exc
+    return parse_status(payload)
+
+
+# --- Shop API -------------------------------------------------------------------------------
+
+
+class TrackJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str | None = Field(default=None, max_length=255)
+
+
+class ApiModel(BaseModel):
+    """Shop API JSON is camelCase (like Printess's own API); Python names stay snake_case."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Picture(ApiModel):
+    document: str | None
+    url: str
+    index: int
+
+
+class PollInfo(ApiModel):
+    attempts: int
+    last_polled_at: datetime | None
+    next_poll_at: datetime | None
+    abandoned: bool
+    abandoned_at: datetime | None
+
+
+class JobOut(ApiModel):
+    """A render job as the shop API shows it."""
+
+    job_id: str
+    status: str
+    is_final: bool
+    reference: str | None
+    printess_order_id: str | None
+    template_name: str | None
+    documents: dict[str, str]
+    pictures: list[Picture]
+    error: str | None
+    meta: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    finalized_by: str | None
+    poll: PollInfo
+
+    @classmethod
+    def of(cls, job: PrintessJob) -> JobOut:
+        return cls(
+            job_id=job.job_id,
+            status=job.status,
+            is_final=job.is_final,
+            reference=job.reference,
+            printess_order_id=job.printess_order_id,
+            template_name=job.template_name,
+            documents=dict(job.documents or {}),
+            pictures=[Picture(**p) for p in job.pictures or []],
+            error=job.error_text,
+            meta=job.meta,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            finished_at=job.finished_at,
+            finalized_by=job.finalized_by,
+            poll=PollInfo(
+                attempts=job.poll_attempts,
+                last_polled_at=job.last_polled_at,
+                next_poll_at=job.next_poll_at,
+                abandoned=job.reconcile_abandoned_at is not None,
+                abandoned_at=job.reconcile_abandoned_at,
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return data
+
+
+def job_event_data(job: PrintessJob) -> dict[str, Any]:
+    """The job as the change feed carries it: the same shape as the API."""
+    return JobOut.of(job).to_json()
+
+
+class JobPage(ApiModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+def encode_cursor(updated_at: datetime, job_id: str) -> str:
+    raw = json.dumps([updated_at.isoformat(), job_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raise ValueError for anything that is not a cursor this service issued."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, job_id = json.loads(raw)
+        parsed = datetime.fromisoformat(stamp)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError("malformed cursor") from exc
+    if parsed.tzinfo is None or not isinstance(job_id, str):
+        raise ValueError("malformed cursor")
+    return parsed, job_id

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from app.config import ConfigurationError, Settings, load_settings
 from app.logging import configure_logging, register_secrets, settings_secrets
+from app.printess.commands import register_commands as register_printess_commands
+from app.printess.commands import register_simulator as register_printess_simulator
+from app.printmotor.commands import register as register_printmotor_commands
+from app.printmotor.commands import register_simulators as register_printmotor_simulators
 
 log = logging.getLogger("printhook.cli")
 
@@ -24,6 +30,10 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _stopped_gracefully(signum: int, frame: FrameType | None) -> None:
+    log.info("server.stopped", extra={"signal": signal.Signals(signum).name})
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -31,8 +41,14 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.is_sqlite or args.migrate:
         _cmd_migrate(settings, args)
+    app = create_app(settings)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal into the
+    # handler that was there before it. A no-op there lets a graceful stop exit 0 instead of
+    # "killed by SIGTERM" (which orchestrators report as a crash).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopped_gracefully)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_config=None,
@@ -50,8 +66,6 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run_worker(settings: Settings) -> None:
-    import signal
-
     from app.background import BackgroundWorkers
     from app.context import AppContext
     from app.main import background_tasks
@@ -125,9 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=_cmd_replay)
 
     # Each domain adds its own commands (and simulators) to these groups.
+    register_printess_commands(sub)
+    register_printmotor_commands(sub)
     simulate = sub.add_parser("simulate", help="local stand-ins for the vendors (no accounts)")
     simulators = simulate.add_subparsers(dest="simulator", required=True)
-    del simulators
+    register_printess_simulator(simulators)
+    register_printmotor_simulators(simulators)
     return parser
 
 

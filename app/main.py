@@ -17,11 +17,19 @@ from app.logging import register_secrets, settings_secrets
 from app.ops.http import RequestContextMiddleware, RootPathMiddleware
 from app.ops.limits import BodyLimitMiddleware
 from app.ops.router import router as ops_router
+from app.printess.reconciler import reconciler_task as printess_reconciler_task
+from app.printess.router import router as printess_router
+from app.printmotor.reconciler import reconciler_task as printmotor_reconciler_task
+from app.printmotor.router import router as printmotor_router
 
 
 def background_tasks(ctx: AppContext) -> list[PeriodicTask]:
     """Everything that runs in the background, in the web process or `printhook worker`."""
-    return [retention_task()]
+    return [
+        retention_task(),
+        printess_reconciler_task(ctx),
+        printmotor_reconciler_task(ctx),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(ops_router)
+    app.include_router(printess_router)
+    app.include_router(printmotor_router)
     # Last added runs first: proxy headers fix the client address before the access log
     # records it, and the request id is bound before anything else can log.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

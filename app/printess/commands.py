@@ -1,0 +1,93 @@
+"""`printhook reconcile --once` and `printhook simulate printess`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from app.config import Settings
+
+
+async def _reconcile_once(settings: Settings) -> dict[str, Any]:
+    from app.context import AppContext
+    from app.printess.reconciler import run_once
+
+    ctx = AppContext.create(settings)
+    try:
+        summary = await run_once(ctx)
+    finally:
+        await ctx.aclose()
+    return {"printess": summary.as_dict()}
+
+
+def _cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    summary = asyncio.run(_reconcile_once(settings))
+    print(json.dumps(summary, indent=2))
+    printess = summary["printess"]
+    return 1 if printess["errors"] else 0
+
+
+def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.simulator.printess import SimulatorConfig, create_printess_simulator
+
+    config = SimulatorConfig(
+        token=args.token,
+        delay=args.delay,
+        fail_rate=args.fail_rate,
+        lose_callback_rate=args.lose_callback_rate,
+        throttle_rate=args.throttle_rate,
+        callback_shape=args.callback_shape,
+    )
+    print(
+        f"Printess simulator on http://{args.host}:{args.port} — set "
+        f"PRINTHOOK_PRINTESS_API_URL=http://{args.host}:{args.port}",
+        flush=True,
+    )
+    uvicorn.run(create_printess_simulator(config), host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def register_commands(sub: Any) -> None:
+    """Add `printhook reconcile`."""
+    reconcile = sub.add_parser(
+        "reconcile", help="poll the vendors for jobs without a final status (one pass)"
+    )
+    reconcile.add_argument(
+        "--once",
+        action="store_true",
+        required=True,
+        help="run one full pass over every due job, print a summary and exit",
+    )
+    reconcile.set_defaults(handler=_cmd_reconcile)
+
+
+def register_simulator(simulators: Any) -> None:
+    """Add `printhook simulate printess`."""
+    printess = simulators.add_parser("printess", help="a local Printess backend API")
+    printess.add_argument("--host", default="127.0.0.1")
+    printess.add_argument("--port", type=int, default=9000)
+    printess.add_argument("--delay", type=float, default=2.0, help="seconds until a job is final")
+    printess.add_argument("--fail-rate", type=float, default=0.0, help="share of jobs that fail")
+    printess.add_argument(
+        "--lose-callback-rate", type=float, default=0.0, help="share of callbacks never sent"
+    )
+    printess.add_argument(
+        "--throttle-rate",
+        type=float,
+        default=0.0,
+        help="max status/get calls per second before 429 + Retry-After (0: off)",
+    )
+    printess.add_argument(
+        "--callback-shape",
+        choices=["callback", "status", "alternate"],
+        default="callback",
+        help="callback body: Printess's callback shape, the status/get shape, or both in turn",
+    )
+    printess.add_argument(
+        "--token", default=None, help="service token to require (default: any non-empty)"
+    )
+    printess.set_defaults(handler=_cmd_simulate_printess)

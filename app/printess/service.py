@@ -1,0 +1,259 @@
+"""Printess job rules: creating and tracking jobs, the one state transition, queries, replay.
+
+Functions here take the session first and never commit; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.context import AppContext
+from app.db import dialect_insert, utcnow
+from app.feed.service import append_event
+from app.inbound.models import InboundEvent
+from app.inbound.service import set_outcome
+from app.printess.client import PrintessClient, PrintessError
+from app.printess.models import PrintessJob
+from app.printess.schemas import (
+    JobStatus,
+    PayloadError,
+    job_event_data,
+    parse_status,
+    parse_status_bytes,
+)
+
+log = logging.getLogger("printhook.printess")
+
+SUBJECT = "printess_job"
+# Printess normally calls back within minutes; the reconciler only steps in after this.
+FIRST_POLL_AFTER = timedelta(seconds=30)
+POLL_BACKOFF_CAP = timedelta(hours=1)
+
+
+def hash_token(token: str) -> str:
+    """Callback tokens are stored only as their sha256; the token itself lives in the URL."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def first_poll_delay(reconcile_interval: float) -> timedelta:
+    """How long after creation the reconciler first looks at a job. Never longer than one
+    reconciler interval, so a short interval (a test, an impatient operator) is honoured."""
+    return min(FIRST_POLL_AFTER, timedelta(seconds=reconcile_interval))
+
+
+async def get_job(session: AsyncSession, job_id: str) -> PrintessJob | None:
+    return await session.get(PrintessJob, job_id, populate_existing=True)
+
+
+async def lock_job(session: AsyncSession, job_id: str) -> PrintessJob | None:
+    """Load a job and lock its row until commit (SQLite's BEGIN IMMEDIATE already does)."""
+    job: PrintessJob | None = await session.scalar(
+        select(PrintessJob)
+        .where(PrintessJob.job_id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return job
+
+
+async def ensure_job(
+    session: AsyncSession,
+    job_id: str,
+    *,
+    event_type: str,
+    next_poll_at: datetime | None,
+    reference: str | None = None,
+    template_name: str | None = None,
+    printess_order_id: str | None = None,
+    callback_token_hash: str | None = None,
+    inbound_event_id: int | None = None,
+) -> tuple[PrintessJob, bool]:
+    """Return the job, locked, creating it as `pending` if it is new (True when created).
+
+    Concurrent creators are safe: `INSERT ... ON CONFLICT DO NOTHING` lets exactly one win,
+    and only the winner records the creation event.
+    """
+    now = utcnow()
+    created_id = (
+        await session.execute(
+            dialect_insert(session, PrintessJob)
+            .values(
+                job_id=job_id,
+                reference=reference,
+                printess_order_id=printess_order_id,
+                template_name=template_name,
+                status="pending",
+                documents={},
+                pictures=[],
+                created_at=now,
+                updated_at=now,
+                callback_token_hash=callback_token_hash,
+                next_poll_at=next_poll_at,
+                poll_attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["job_id"])
+            .returning(PrintessJob.job_id)
+        )
+    ).scalar_one_or_none()
+    job = await lock_job(session, job_id)
+    assert job is not None
+    if created_id is not None:
+        await append_event(
+            session,
+            subject_type=SUBJECT,
+            subject_id=job_id,
+            type=event_type,
+            data=job_event_data(job),
+            inbound_event_id=inbound_event_id,
+        )
+    return job, created_id is not None
+
+
+async def apply_status(
+    session: AsyncSession,
+    job: PrintessJob,
+    status: JobStatus,
+    *,
+    finalized_by: str,
+    inbound_event_id: int | None = None,
+) -> bool:
+    """The one transition for callbacks, reconciler polls and replays.
+
+    `pending` → `succeeded` | `failed`. A final job never changes again, and a non-final status
+    changes nothing, so late, duplicate or out-of-order reports are harmless. Returns True
+    when the job changed (and then exactly one event was appended).
+    """
+    if job.is_final or not status.is_final:
+        return False
+    now = utcnow()
+    job.status = "succeeded" if status.is_success else "failed"
+    if status.is_success:
+        job.documents = dict(status.documents)
+        job.pictures = list(status.pictures)
+        job.error_text = None
+    else:
+        job.error_text = status.error_text or "Printess reported a failure without details"
+    if status.meta is not None:
+        job.meta = status.meta
+    job.printess_order_id = job.printess_order_id or status.order_id
+    job.template_name = job.template_name or status.template_name
+    job.finished_at = status.finished_at or now
+    job.finalized_by = finalized_by
+    job.updated_at = now
+    job.next_poll_at = None
+    await session.flush()
+    await append_event(
+        session,
+        subject_type=SUBJECT,
+        subject_id=job.job_id,
+        type=f"printess.job.{job.status}",
+        data=job_event_data(job),
+        inbound_event_id=inbound_event_id,
+    )
+    log.info(
+        "printess.job.finalized",
+        extra={"job_id": job.job_id, "status": job.status, "finalized_by": finalized_by},
+    )
+    return True
+
+
+async def track_job(
+    session: AsyncSession, job_id: str, reference: str | None, *, reconcile_interval: float
+) -> tuple[PrintessJob, bool]:
+    """Start tracking a job the shop submitted itself (True when it was new). A given
+    reference replaces the stored one."""
+    now = utcnow()
+    job, created = await ensure_job(
+        session,
+        job_id,
+        event_type="printess.job.tracked",
+        reference=reference,
+        next_poll_at=now + first_poll_delay(reconcile_interval),
+    )
+    if not created and reference is not None and reference != job.reference:
+        job.reference = reference
+        job.updated_at = now
+        await session.flush()
+        await append_event(
+            session,
+            subject_type=SUBJECT,
+            subject_id=job_id,
+            type="printess.job.updated",
+            data=job_event_data(job),
+        )
+    return job, created
+
+
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    reference: str | None,
+    updated_after: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PrintessJob]:
+    """Jobs in (updated_at, job_id) order, strictly after the cursor position `after`."""
+    query = select(PrintessJob)
+    if status is not None:
+        query = query.where(PrintessJob.status == status)
+    if reference is not None:
+        query = query.where(PrintessJob.reference == reference)
+    if updated_after is not None:
+        query = query.where(PrintessJob.updated_at > updated_after)
+    if after is not None:
+        stamp, job_id = after
+        query = query.where(
+            or_(
+                PrintessJob.updated_at > stamp,
+                and_(PrintessJob.updated_at == stamp, PrintessJob.job_id > job_id),
+            )
+        )
+    query = query.order_by(PrintessJob.updated_at, PrintessJob.job_id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def replay_inbound_event(ctx: AppContext, session: AsyncSession, event: InboundEvent) -> str:
+    """Re-apply a stored Printess callback through the same transition (finalized_by "replay").
+
+    With verification on, the stored body is only a trigger, as for a live callback: the job is
+    re-read from Printess (inside the caller's transaction: replay is a rare manual action).
+    Returns "applied", "unchanged", "rejected" or "deferred" (Printess could not be asked; the
+    reconciler will). Replaying an already-applied event changes nothing.
+    """
+    if event.source != "printess" or event.body is None:
+        return "rejected"
+    try:
+        status = parse_status_bytes(event.body)
+    except PayloadError as exc:
+        await set_outcome(session, event.id, "rejected", str(exc))
+        return "rejected"
+    job, _ = await ensure_job(
+        session,
+        status.job_id,
+        event_type="printess.job.tracked",
+        reference=status.external_order_id,
+        next_poll_at=utcnow(),
+        inbound_event_id=event.id,
+    )
+    if ctx.settings.verify_printess_callbacks and not job.is_final:
+        try:
+            answer = await PrintessClient(ctx.http, ctx.settings).get_status(status.job_id)
+            status = parse_status(answer)
+        except (PrintessError, PayloadError) as exc:
+            job.next_poll_at = utcnow()
+            await set_outcome(session, event.id, "deferred", type(exc).__name__)
+            return "deferred"
+    changed = await apply_status(
+        session, job, status, finalized_by="replay", inbound_event_id=event.id
+    )
+    outcome = "applied" if changed else "unchanged"
+    # Keep the record of what the event did the first time; only settle open outcomes.
+    if changed or event.outcome in ("deferred", "received"):
+        await set_outcome(session, event.id, outcome)
+    return outcome

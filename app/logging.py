@@ -126,6 +126,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class _AlembicChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """JSON lines on stdout (or `stream`) for printhook and every library it runs on."""
     handler = logging.StreamHandler(stream or sys.stdout)
@@ -144,5 +149,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # httpx logs full request URLs (callback tokens) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # Alembic announces each of its internal plugins on every run.
+    # Alembic announces each of its internal plugins on every run, and its dialect on every
+    # schema check (each /readyz); only the migrations it runs are news.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    migration.filters[:] = [_AlembicChatter()]

@@ -65,7 +65,7 @@ def test_compose_runs_migrate_once_before_the_app_on_a_healthy_postgres() -> Non
         "postgres": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
-    assert app["ports"] == ["8000:8000"]
+    assert app["ports"] == ["127.0.0.1:8000:8000"]
     for service in (migrate, app):
         assert service["env_file"] == ".env"
         url = service["environment"]["PRINTHOOK_DATABASE_URL"]

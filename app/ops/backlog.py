@@ -12,10 +12,7 @@ from app.db import utcnow
 from app.ops.metrics import NON_FINAL, OLDEST_NON_FINAL_AGE
 from app.printess.models import PrintessJob
 from app.printmotor.models import PrintmotorOrder
-
-# An order handed to the carrier needs nothing more from us (a new tracking code may still
-# arrive, but nobody waits for it); only orders before that are a backlog.
-ORDER_DONE_STATUSES = ("delivered", "cancelled")
+from app.printmotor.transition import DONE_STATUSES
 
 
 async def refresh_backlog_gauges(session: AsyncSession) -> None:
@@ -26,7 +23,8 @@ async def refresh_backlog_gauges(session: AsyncSession) -> None:
     """
     now = utcnow()
     jobs = PrintessJob.status == "pending"
-    orders = PrintmotorOrder.status.not_in(ORDER_DONE_STATUSES)
+    # Handed to the carrier or cancelled: nothing more is awaited (the Printmotor domain's rule).
+    orders = PrintmotorOrder.status.not_in(sorted(DONE_STATUSES))
     for kind, created_at, where in (
         ("printess_job", PrintessJob.created_at, jobs),
         ("printmotor_order", PrintmotorOrder.created_at, orders),

@@ -15,14 +15,14 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from app import ratelimit
 from app.background import PeriodicTask
 from app.context import AppContext
 from app.db import utcnow
 from app.feed.service import append_event
-from app.ops.metrics import NON_FINAL, OLDEST_NON_FINAL_AGE, RECONCILER_POLLS
+from app.ops.metrics import RECONCILER_POLLS
 from app.printess import service
 from app.printess.client import PrintessClient, PrintessError, PrintessThrottled
 from app.printess.models import PrintessJob
@@ -196,22 +196,6 @@ async def _poll(ctx: AppContext, client: PrintessClient, job_id: str, summary: P
         summary.unchanged += 1
 
 
-async def _update_gauges(ctx: AppContext) -> None:
-    async with ctx.session_factory() as session:
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(PrintessJob.created_at)).where(
-                    PrintessJob.status == "pending"
-                )
-            )
-        ).one()
-    NON_FINAL.labels("printess_job").set(count)
-    if oldest is not None and isinstance(oldest, datetime):
-        OLDEST_NON_FINAL_AGE.labels("printess_job").set((utcnow() - oldest).total_seconds())
-    else:
-        OLDEST_NON_FINAL_AGE.labels("printess_job").set(0)
-
-
 async def run_once(ctx: AppContext) -> PassSummary:
     """One full pass: every job due now is polled once, unless Printess throttles us."""
     global _warned_unconfigured
@@ -245,7 +229,6 @@ async def run_once(ctx: AppContext) -> PassSummary:
     finally:
         # Unpolled jobs stay due: whoever runs next (this or another replica) takes them.
         await release_leases(ctx, held)
-    await _update_gauges(ctx)
     if summary.polled or summary.abandoned:
         log.info("reconciler.pass.done", extra=summary.as_dict())
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from app.printess import service, submit
 from app.printess.callbacks import CallbackRejected, CallbackUnauthorized, handle_callback
 from app.printess.schemas import JobOut, JobPage, TrackJobRequest, decode_cursor, encode_cursor
 
+log = logging.getLogger("printhook.printess.callback")
 router = APIRouter()
 
 JobId = Annotated[str, Path(min_length=1, max_length=128)]
@@ -31,9 +33,11 @@ async def printess_callback(
         outcome = await handle_callback(ctx, session, token, await request.body())
     except CallbackUnauthorized:
         INBOUND_EVENTS.labels("printess", "unauthorized").inc()
+        log.warning("printess.callback.unauthorized")
         raise NotFound("no such callback") from None
     except CallbackRejected as exc:
         INBOUND_EVENTS.labels("printess", "rejected").inc()
+        log.warning("printess.callback.rejected", extra={"reason": str(exc)})
         raise BadRequest(str(exc)) from None
     INBOUND_EVENTS.labels("printess", outcome).inc()
     VENDOR_ACK_SECONDS.labels("printess").observe(time.perf_counter() - started)

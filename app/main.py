@@ -23,6 +23,9 @@ from app.printmotor.reconciler import reconciler_task as printmotor_reconciler_t
 from app.printmotor.router import router as printmotor_router
 
 
+WORKER_STOP_GRACE_SECONDS = 2.0
+
+
 def background_tasks(ctx: AppContext) -> list[PeriodicTask]:
     """Everything that runs in the background, in the web process or `printhook worker`."""
     return [
@@ -46,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await workers.stop()
+            # Background work only reads from vendors: a pass cut short loses nothing (its
+            # leases are given back on cancellation), so shutdown does not wait for it long.
+            await workers.stop(grace=WORKER_STOP_GRACE_SECONDS)
             await ctx.aclose()
 
     app = FastAPI(

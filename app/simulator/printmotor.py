@@ -64,6 +64,8 @@ class FakePrintmotor:
         self.fail_after_accept: int | None = None
         # Answers for the next GET calls (e.g. 429 with Retry-After, 500).
         self.read_failures: list[CannedAnswer] = []
+        # Set when the server is going away: slow answers stop waiting.
+        self.closing = False
         self.app = Starlette(
             routes=[
                 Route("/order", self._create, methods=["POST"]),
@@ -97,6 +99,11 @@ class FakePrintmotor:
                 order["meta"]["externalTrackingLinks"] = [
                     {"absoluteUrl": url} for url in tracking_links
                 ]
+
+    async def _delay(self, seconds: float) -> None:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self.closing and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
     def orders_with_reference(self, reference: str) -> list[dict[str, Any]]:
         return [o for o in self.orders.values() if o["meta"].get("reference") == reference]
@@ -144,7 +151,7 @@ class FakePrintmotor:
                 "meta": {"reference": meta.get("reference")},
             }
         if self.create_delay:
-            await asyncio.sleep(self.create_delay)
+            await self._delay(self.create_delay)
         if self.fail_after_accept is not None:
             return JSONResponse({"message": "Bad gateway"}, status_code=self.fail_after_accept)
         # The shape of Printmotor's answer to POST /order (order-response-example.json).
@@ -169,7 +176,7 @@ class FakePrintmotor:
         if canned is not None:
             return JSONResponse(canned.body, canned.status, headers=canned.headers)
         if self.read_delay:
-            await asyncio.sleep(self.read_delay)
+            await self._delay(self.read_delay)
         order = self.orders.get(request.path_params["order_number"])
         if order is None:
             return JSONResponse({"message": "Order not found"}, status_code=404)

@@ -78,4 +78,7 @@ async def count_rows(database_url: str, model: Any) -> int:
 def fake_printmotor() -> Iterator[tuple[FakePrintmotor, str]]:
     fake = FakePrintmotor()
     with serve_in_thread(fake.app) as url:
-        yield fake, url
+        try:
+            yield fake, url
+        finally:
+            fake.closing = True

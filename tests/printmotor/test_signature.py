@@ -51,9 +51,7 @@ async def test_valid_base64_signature_is_accepted(database_url: str) -> None:
 async def test_base64_without_padding_and_with_whitespace_is_accepted(database_url: str) -> None:
     header = " " + sign(EXAMPLE, SECRET).rstrip("=") + "\n"
     async with running_app(pm_settings(database_url)) as (_, client):
-        response = await post_webhook(
-            client, EXAMPLE, headers={"X-Printmotor-Hmac-SHA256": header}
-        )
+        response = await post_webhook(client, EXAMPLE, headers={"X-Printmotor-Hmac-SHA256": header})
     assert response.status_code == 200
 
 
@@ -62,9 +60,7 @@ async def test_valid_hex_signature_is_accepted(database_url: str, upper: bool) -
     digest = hmac.new(SECRET.encode(), EXAMPLE, hashlib.sha256).hexdigest()
     header = digest.upper() if upper else digest
     async with running_app(pm_settings(database_url)) as (_, client):
-        response = await post_webhook(
-            client, EXAMPLE, headers={"X-Printmotor-Hmac-SHA256": header}
-        )
+        response = await post_webhook(client, EXAMPLE, headers={"X-Printmotor-Hmac-SHA256": header})
     assert response.status_code == 200
     assert (await order_row(database_url, 6912)) is not None
 
@@ -115,9 +111,7 @@ async def test_reserialised_json_with_the_original_signature_is_unauthorized(
 
 async def test_missing_signature_header_is_unauthorized(database_url: str) -> None:
     async with running_app(pm_settings(database_url)) as (_, client):
-        response = await post_webhook(
-            client, EXAMPLE, headers={"Content-Type": "application/json"}
-        )
+        response = await post_webhook(client, EXAMPLE, headers={"Content-Type": "application/json"})
     assert response.status_code == 401
     await _nothing_stored(database_url)
 

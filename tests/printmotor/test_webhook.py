@@ -1,0 +1,233 @@
+"""Webhooks are stored before they are acknowledged and applied exactly once, in any order."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from app.feed.models import Event
+from app.inbound.models import InboundEvent
+from app.simulator.printmotor import webhook_body
+from tests.printmotor.conftest import (
+    count_rows,
+    created,
+    delivered,
+    feed_types,
+    inbound_rows,
+    order_row,
+    pm_settings,
+    post_webhook,
+)
+from tests.support.helpers import running_app
+
+
+async def test_example_delivered_webhook_creates_an_unknown_order_with_tracking(
+    database_url: str,
+) -> None:
+    body = delivered(
+        6912,
+        reference="2017-0821-3121-0192",
+        tracking_code="MA0943165000000107801",
+        tracking_links=["https://a.example/1", "https://b.example/2"],
+        delivery_time="2017-08-24T14:57:56",
+        estimated_delivery_time="2017-08-25T12:00",
+        postal_class="PRIORITY",
+        description="Delivered",
+    )
+    async with running_app(pm_settings(database_url)) as (_, client):
+        response = await post_webhook(client, body)
+    assert response.status_code == 200
+    row = await order_row(database_url, 6912)
+    assert row is not None
+    assert row.status == "delivered"
+    assert row.reference == "2017-0821-3121-0192"
+    assert row.tracking_code == "MA0943165000000107801"
+    assert row.tracking_links == ["https://a.example/1", "https://b.example/2"]
+    assert row.postal_class == "PRIORITY"
+    assert row.last_event_type == "USER_ORDER_DELIVERED"
+    assert row.delivery_time == datetime(2017, 8, 24, 14, 57, 56, tzinfo=UTC)
+    assert row.estimated_delivery_time == datetime(2017, 8, 25, 12, 0, tzinfo=UTC)
+    assert row.next_poll_at is None  # Printmotor is done with it: no read-back
+    assert await feed_types(database_url, 6912) == ["printmotor.order.delivered"]
+    [inbound] = await inbound_rows(database_url)
+    assert (inbound.source, inbound.outcome, inbound.subject_id) == (
+        "printmotor",
+        "applied",
+        "6912",
+    )
+    assert inbound.body == body
+
+
+async def test_duplicate_webhook_answers_200_and_changes_nothing(database_url: str) -> None:
+    body = created(100, reference="R-100")
+    async with running_app(pm_settings(database_url)) as (_, client):
+        first = await post_webhook(client, body)
+        second = await post_webhook(client, body)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json() == {"ok": True}
+    assert await feed_types(database_url, 100) == ["printmotor.order.received"]
+    assert await count_rows(database_url, InboundEvent) == 1
+
+
+async def test_stale_created_event_does_not_regress_a_delivered_order(database_url: str) -> None:
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, delivered(7, tracking_code="T1", description="Delivered"))
+        late = await post_webhook(client, created(7, description="Received, waiting"))
+    assert late.status_code == 200
+    row = await order_row(database_url, 7)
+    assert row is not None
+    assert (row.status, row.tracking_code) == ("delivered", "T1")
+    assert row.processing_status_description == "Delivered"
+    assert row.last_event_type == "USER_ORDER_CREATED"
+    assert await feed_types(database_url, 7) == ["printmotor.order.delivered"]
+    outcomes = [r.outcome for r in await inbound_rows(database_url)]
+    assert outcomes == ["applied", "unchanged"]
+
+
+async def test_repeated_delivered_with_later_tracking_updates_tracking(database_url: str) -> None:
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, created(8))
+        await post_webhook(client, delivered(8, delivery_time="2026-11-20T10:00"))
+        await post_webhook(
+            client, delivered(8, delivery_time="2026-11-21T09:30:00", tracking_code="NEW")
+        )
+        # An older DELIVERED arriving late does not take the tracking back.
+        await post_webhook(
+            client, delivered(8, delivery_time="2026-11-20T11:00", tracking_code="OLD")
+        )
+    row = await order_row(database_url, 8)
+    assert row is not None
+    assert row.tracking_code == "NEW"
+    assert await feed_types(database_url, 8) == [
+        "printmotor.order.received",
+        "printmotor.order.delivered",
+        "printmotor.order.tracking_updated",
+    ]
+
+
+async def test_cancelled_order_never_changes_status(database_url: str) -> None:
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, webhook_body(9, "USER_ORDER_CANCELLED"))
+        await post_webhook(client, created(9))
+        await post_webhook(
+            client, webhook_body(9, "SOMETHING_NEW", processing_status="IN_PRODUCTION")
+        )
+    row = await order_row(database_url, 9)
+    assert row is not None
+    assert row.status == "cancelled"
+    assert await feed_types(database_url, 9) == ["printmotor.order.cancelled"]
+
+
+async def test_unknown_event_type_and_status_are_stored_verbatim_without_moving_rank(
+    database_url: str,
+) -> None:
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, created(10))
+        response = await post_webhook(
+            client,
+            webhook_body(10, "USER_ORDER_ON_HOLD", processing_status="ON_HOLD", description="Hold"),
+        )
+        in_production = await post_webhook(
+            client, webhook_body(10, "USER_ORDER_UPDATED", processing_status="IN_PRODUCTION")
+        )
+    assert response.status_code == 200
+    assert in_production.status_code == 200
+    row = await order_row(database_url, 10)
+    assert row is not None
+    assert row.status == "in_production"
+    assert row.last_event_type == "USER_ORDER_UPDATED"
+    assert await feed_types(database_url, 10) == [
+        "printmotor.order.received",
+        "printmotor.order.updated",
+        "printmotor.order.in_production",
+    ]
+
+
+async def test_twenty_concurrent_copies_of_one_webhook_make_one_change(database_url: str) -> None:
+    body = delivered(11, tracking_code="T-11", delivery_time="2026-11-23T10:00")
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, created(11))
+        answers = await asyncio.gather(*(post_webhook(client, body) for _ in range(20)))
+    assert [a.status_code for a in answers] == [200] * 20
+    assert await feed_types(database_url, 11) == [
+        "printmotor.order.received",
+        "printmotor.order.delivered",
+    ]
+    assert await count_rows(database_url, InboundEvent) == 2
+
+
+async def test_concurrent_different_first_events_create_the_order_once(database_url: str) -> None:
+    bodies = [created(12, description=f"copy {i}") for i in range(5)] + [delivered(12)]
+    async with running_app(pm_settings(database_url)) as (_, client):
+        answers = await asyncio.gather(*(post_webhook(client, b) for b in bodies))
+    assert [a.status_code for a in answers] == [200] * 6
+    row = await order_row(database_url, 12)
+    assert row is not None
+    assert row.status == "delivered"
+    assert await count_rows(database_url, InboundEvent) == 6
+
+
+async def test_signed_body_that_is_not_json_is_400_and_kept_as_rejected(database_url: str) -> None:
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, created(13, reference="R-13"))
+        response = await post_webhook(client, b"this is not json {")
+        again = await post_webhook(client, b"this is not json {")
+    assert response.status_code == 400
+    assert again.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    rows = await inbound_rows(database_url)
+    assert [r.outcome for r in rows] == ["applied", "rejected"]
+    assert rows[1].body == b"this is not json {"
+    assert rows[1].error == "body is not JSON"
+    row = await order_row(database_url, 13)
+    assert row is not None
+    assert (row.status, row.reference) == ("received", "R-13")
+
+
+async def test_signed_json_without_order_number_is_400_and_kept_as_rejected(
+    database_url: str,
+) -> None:
+    async with running_app(pm_settings(database_url)) as (_, client):
+        await post_webhook(client, created(14))
+        not_object = await post_webhook(client, b"[1, 2]")
+        no_number = await post_webhook(client, b'{"eventType":"USER_ORDER_CREATED","userOrder":{}}')
+    assert (not_object.status_code, no_number.status_code) == (400, 400)
+    assert [r.outcome for r in await inbound_rows(database_url)] == [
+        "applied",
+        "rejected",
+        "rejected",
+    ]
+    assert await count_rows(database_url, Event) == 1
+
+
+async def test_oversized_body_is_413_and_good_data_stays(database_url: str) -> None:
+    settings = pm_settings(database_url, max_body_bytes=2048)
+    big = created(15, description="x" * 5000)
+    async with running_app(settings) as (_, client):
+        await post_webhook(client, created(15, reference="R-15"))
+        response = await post_webhook(client, big)
+    assert response.status_code == 413
+    assert await count_rows(database_url, InboundEvent) == 1
+    row = await order_row(database_url, 15)
+    assert row is not None
+    assert (row.reference, row.processing_status_description) == ("R-15", None)
+
+
+async def test_database_down_answers_503_so_printmotor_retries() -> None:
+    settings = pm_settings("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    async with running_app(settings) as (_, client):
+        response = await post_webhook(client, created(16))
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_order_number_as_string_and_zoned_timestamps_are_understood(
+    database_url: str,
+) -> None:
+    body = webhook_body("A-17", "USER_ORDER_DELIVERED", delivery_time="2026-11-23T12:00:00+02:00")
+    async with running_app(pm_settings(database_url)) as (_, client):
+        response = await post_webhook(client, body)
+    assert response.status_code == 200
+    row = await order_row(database_url, "A-17")
+    assert row is not None
+    assert row.delivery_time == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

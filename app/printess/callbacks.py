@@ -14,7 +14,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import ratelimit
@@ -48,6 +48,8 @@ class CallbackAuth:
     job_id: str | None
     reference: str | None = None
     template_name: str | None = None
+    # A submission whose produce answer has not been stored (yet): the callback came first.
+    open_submission_id: int | None = None
 
 
 async def authenticate(session: AsyncSession, settings: Settings, token: str) -> CallbackAuth:
@@ -68,6 +70,7 @@ async def authenticate(session: AsyncSession, settings: Settings, token: str) ->
                 job_id=submission.job_id,
                 reference=submission.reference,
                 template_name=submission.template_name,
+                open_submission_id=submission.id if submission.state == "in_flight" else None,
             )
     secret = settings.printess_callback_secret
     if secret is not None and hmac.compare_digest(
@@ -123,6 +126,17 @@ async def handle_callback(ctx: AppContext, session: AsyncSession, token: str, bo
         next_poll_at=utcnow(),
         inbound_event_id=inbound_id,
     )
+    if auth.open_submission_id is not None:
+        # The produce answer may never be stored (crash, database outage): the callback tells
+        # us the jobId, so repeats of the submission find the job.
+        await session.execute(
+            update(PrintessSubmission)
+            .where(
+                PrintessSubmission.id == auth.open_submission_id,
+                PrintessSubmission.state == "in_flight",
+            )
+            .values(state="done", job_id=status.job_id, updated_at=utcnow())
+        )
     if not ctx.settings.verify_printess_callbacks or job.is_final:
         # Verification off: the body is applied as sent. A final job changes for no one.
         changed = await service.apply_status(

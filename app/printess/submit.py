@@ -170,8 +170,14 @@ async def submit_job(
             "printess.produce.failed",
             extra={"submission_id": submission_id, "error_class": type(exc).__name__},
         )
-        submission = await session.get(PrintessSubmission, submission_id)
+        submission = await session.get(PrintessSubmission, submission_id, populate_existing=True)
         assert submission is not None
+        if submission.state == "done" and submission.job_id is not None:
+            # Printess did enqueue it (its callback told us) even though the answer failed.
+            job = await service.get_job(session, submission.job_id)
+            await session.commit()
+            if job is not None:
+                return job, False
         # Free the key for a retry, but keep the token hash: if Printess did enqueue the job
         # after all, its callback is still recognised.
         submission.idempotency_key = None

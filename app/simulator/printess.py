@@ -47,6 +47,8 @@ class SimulatorConfig:
     # The service token to require; None accepts any non-empty Bearer token.
     token: str | None = None
     delay: float = 2.0
+    # How long produce itself takes to answer (the job is enqueued, and its timer runs, first).
+    produce_delay: float = 0.0
     fail_rate: float = 0.0
     lose_callback_rate: float = 0.0
     # Max status/get calls per second; 0 disables throttling.
@@ -345,8 +347,10 @@ class PrintessSimulator:
                 origin=body.get("origin"),
                 files_base=str(request.base_url),
             )
-            self._record("/production/produce", job.job_id, 200)
             self._schedule(job)
+            if self.config.produce_delay:
+                await asyncio.sleep(self.config.produce_delay)
+            self._record("/production/produce", job.job_id, 200)
             return JSONResponse({"jobId": job.job_id, "orderId": job.order_id})
 
         @app.post("/production/status/get")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Literal
 
 import httpx
 import pytest
@@ -31,10 +32,14 @@ def failure_body(job_id: str) -> dict[str, object]:
     return {"jobId": job_id, "isFailure": True, "failureDetails": "font missing", "result": None}
 
 
+@pytest.mark.parametrize(
+    ("shape", "verify"), [("callback", True), ("status", False)], ids=["verified", "status-shape"]
+)
 async def test_submitted_job_is_finalised_by_its_callback_over_real_http(
-    database_url: str, printess: Printess
+    database_url: str, printess: Printess, shape: Literal["callback", "status"], verify: bool
 ) -> None:
-    settings = printess_settings(database_url, printess.url)
+    printess.sim.config.callback_shape = shape
+    settings = printess_settings(database_url, printess.url, printess_verify_callbacks=verify)
     with serve_in_thread(create_app(settings)) as printhook_url:
         printess.sim.config.callback_base_url = printhook_url
         async with httpx.AsyncClient(base_url=printhook_url) as client:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.printess.conftest import Printess, printess_settings
-from tests.printess.helpers import count_jobs, events_of
-from tests.support.helpers import AUTH, running_app
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from app.main import create_app
+from app.printess import submit
+from app.printess.models import PrintessSubmission
+from app.simulator.printess import PrintessSimulator, SimulatorConfig
+from tests.printess.conftest import SERVICE_TOKEN, Printess, printess_settings
+from tests.printess.helpers import count_jobs, events_of, job_row
+from tests.support.helpers import AUTH, db_session, running_app, serve_in_thread, wait_for
 
 CARD = {"templateName": "card", "origin": "shop", "externalOrderId": "order-1", "meta": "m"}
 
@@ -216,3 +224,58 @@ async def test_shop_api_requires_a_key_and_keeps_data_intact(
     assert printess.sim.calls_to("produce") == []
     assert kept["reference"] == "keep"
     assert await count_jobs(database_url) == 1
+
+
+async def test_repeat_while_the_first_submit_is_in_flight_is_told_to_retry(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(submit, "IN_FLIGHT_WAIT", 0.2)
+    sim = PrintessSimulator(SimulatorConfig(token=SERVICE_TOKEN, produce_delay=1.0, delay=60))
+    headers = {**AUTH, "Idempotency-Key": "slow-1"}
+    with serve_in_thread(sim.create_app()) as url:
+        async with running_app(printess_settings(database_url, url)) as (_, client):
+
+            async def repeat_once_claimed() -> httpx.Response:
+                await wait_for(lambda: _claimed(database_url))
+                return await client.post("/v1/printess/jobs", json=CARD, headers=headers)
+
+            first, early = await asyncio.gather(
+                client.post("/v1/printess/jobs", json=CARD, headers=headers),
+                repeat_once_claimed(),
+            )
+            later = await client.post("/v1/printess/jobs", json=CARD, headers=headers)
+    assert first.status_code == 201
+    assert early.status_code == 409
+    assert early.headers["content-type"] == "application/problem+json"
+    assert early.headers["retry-after"]
+    assert later.status_code == 201
+    assert later.json()["jobId"] == first.json()["jobId"]
+    assert len(sim.calls_to("produce")) == 1
+
+
+async def _claimed(database_url: str) -> bool:
+    async with db_session(database_url) as session:
+        return bool(await session.scalar(select(func.count()).select_from(PrintessSubmission)))
+
+
+async def test_callback_that_beats_the_produce_answer_is_recognised(database_url: str) -> None:
+    sim = PrintessSimulator(SimulatorConfig(token=SERVICE_TOKEN, produce_delay=1.0, delay=0))
+    with serve_in_thread(sim.create_app()) as url:
+        settings = printess_settings(database_url, url)
+        with serve_in_thread(create_app(settings)) as printhook_url:
+            sim.config.callback_base_url = printhook_url
+            async with httpx.AsyncClient(base_url=printhook_url) as client:
+                answer = await client.post("/v1/printess/jobs", json=CARD, headers=AUTH)
+    assert answer.status_code == 201
+    job = answer.json()
+    assert [a.status for a in sim.callbacks] == [200]
+    assert job["status"] == "succeeded"
+    assert job["finalizedBy"] == "callback"
+    assert job["templateName"] == "card"
+    row = await job_row(database_url, job["jobId"])
+    assert row is not None
+    assert row.callback_token_hash is not None
+    assert await events_of(database_url, job["jobId"]) == [
+        "printess.job.tracked",
+        "printess.job.succeeded",
+    ]

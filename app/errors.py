@@ -12,6 +12,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.logging import mask_path
+
 log = logging.getLogger("printhook.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -109,7 +111,8 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.slug,
             exc.title,
             exc.detail,
-            instance=request.url.path if exc.status != 404 else None,
+            # The path may hold a Printess callback token: never echo it.
+            instance=mask_path(request.url.path) if exc.status != 404 else None,
             headers=exc.headers,
             **exc.extensions,
         )

@@ -149,6 +149,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # httpx logs full request URLs (callback tokens) at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters (raw bodies) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     # Alembic announces each of its internal plugins on every run, and its dialect on every
     # schema check (each /readyz); only the migrations it runs are news.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -23,7 +23,7 @@ probe = APIRouter()
 probe_log = logging.getLogger("printhook.probe")
 
 
-@probe.post("/callbacks/printess/{token}")
+@probe.post("/probe/callbacks/printess/{token}")
 async def fake_callback(token: str) -> dict[str, bool]:
     # Domain code logging a URL that holds the token, as a careless line would.
     probe_log.info("probe.callback", extra={"url": f"http://x/callbacks/printess/{token}"})
@@ -95,10 +95,10 @@ async def test_an_oversized_or_odd_incoming_request_id_is_replaced(logs: Capture
 
 async def test_access_line_masks_the_printess_callback_token(logs: CapturedLogs) -> None:
     async with probe_client() as client:
-        response = await client.post(f"/callbacks/printess/{CALLBACK_TOKEN}?x=1", json={})
+        response = await client.post(f"/probe/callbacks/printess/{CALLBACK_TOKEN}?x=1", json={})
     assert response.status_code == 200
     (access,) = logs.events("http.request")
-    assert access["path"] == "/callbacks/printess/***"
+    assert access["path"] == "/probe/callbacks/printess/***"
     (domain_line,) = logs.events("probe.callback")
     assert domain_line["url"] == "http://x/callbacks/printess/***"
     assert CALLBACK_TOKEN not in logs.text

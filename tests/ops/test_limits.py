@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 
 import httpx
 from fastapi import APIRouter, Request
+from sqlalchemy import select
 
+from app.inbound.models import InboundEvent
 from app.main import create_app
-from tests.support.helpers import make_settings, serve_in_thread
+from app.printmotor.models import PrintmotorOrder
+from app.simulator.printmotor import signed_headers, webhook_body
+from tests.support.helpers import db_session, make_settings, serve_in_thread
 
 LIMIT = 2048
 NO_DB = "sqlite+aiosqlite:////nonexistent-dir/printhook.db"
@@ -38,6 +42,11 @@ def chunks(total: int, size: int = 512) -> Iterator[bytes]:
         piece = min(size, total - sent)
         yield b"x" * piece
         sent += piece
+
+
+async def achunks(total: int) -> AsyncIterator[bytes]:
+    for piece in chunks(total):
+        yield piece
 
 
 def test_body_exactly_at_the_limit_passes_through_intact() -> None:
@@ -71,3 +80,32 @@ def test_chunked_body_over_the_limit_without_content_length_is_refused() -> None
     assert refused.request.headers["transfer-encoding"] == "chunked"
     assert at_limit.status_code == 200
     assert at_limit.json()["size"] == LIMIT
+
+
+async def test_oversized_webhook_stores_nothing_and_the_next_good_one_lands(
+    database_url: str,
+) -> None:
+    secret = "limits-test-webhook-key-0001"
+    settings = make_settings(database_url, max_body_bytes=LIMIT, printmotor_webhook_secrets=secret)
+    good = webhook_body(4100, "USER_ORDER_DELIVERED", tracking_code="JJ-LIMIT")
+    padded = webhook_body(4101, "USER_ORDER_DELIVERED", description="x" * LIMIT)
+    with serve_in_thread(create_app(settings)) as base:
+        async with httpx.AsyncClient(base_url=base) as client:
+            too_large = await client.post(
+                "/webhooks/printmotor", content=padded, headers=signed_headers(padded, secret)
+            )
+            streamed = await client.post(
+                "/webhooks/printmotor",
+                content=achunks(LIMIT + 1),
+                headers=signed_headers(b"x" * (LIMIT + 1), secret),
+            )
+            accepted = await client.post(
+                "/webhooks/printmotor", content=good, headers=signed_headers(good, secret)
+            )
+    assert (too_large.status_code, streamed.status_code, accepted.status_code) == (413, 413, 200)
+    async with db_session(database_url) as session:
+        stored = (await session.scalars(select(InboundEvent.body))).all()
+        order = await session.get(PrintmotorOrder, "4100")
+    assert stored == [good]
+    assert order is not None
+    assert (order.status, order.tracking_code) == ("delivered", "JJ-LIMIT")

@@ -85,13 +85,13 @@ def dedupe_key(body: bytes) -> str:
     return "callback:" + hashlib.sha256(body).hexdigest()
 
 
-async def handle_callback(ctx: AppContext, session: AsyncSession, token: str, body: bytes) -> str:
-    """Process one callback; return its outcome (applied, unchanged, duplicate, deferred).
-
-    Raises CallbackUnauthorized (nothing stored) or CallbackRejected (stored as rejected).
-    Database errors propagate, so the vendor gets 503 and retries.
+async def handle_callback(
+    ctx: AppContext, session: AsyncSession, auth: CallbackAuth, body: bytes
+) -> str:
+    """Process one authenticated callback; return its outcome (applied, unchanged, duplicate,
+    deferred). Raises CallbackRejected (stored as rejected). Database errors propagate, so the
+    vendor gets 503 and retries.
     """
-    auth = await authenticate(session, ctx.settings, token)
     status: JobStatus | None = None
     error: str | None = None
     try:

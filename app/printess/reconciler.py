@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
@@ -44,7 +44,6 @@ class PassSummary:
     abandoned: int = 0
     throttled: bool = False
     skipped: str | None = None
-    job_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -167,7 +166,6 @@ async def _poll(ctx: AppContext, client: PrintessClient, job_id: str, summary: P
     except (PrintessError, PayloadError) as exc:
         error = type(exc).__name__
     summary.polled += 1
-    summary.job_ids.append(job_id)
     async with ctx.session_factory() as session:
         job = await service.lock_job(session, job_id)
         if job is None:
@@ -212,23 +210,19 @@ async def run_once(ctx: AppContext) -> PassSummary:
         return summary
     pass_started = utcnow()
     await _abandon_old(ctx, summary)
-    held: list[str] = []
     try:
-        while True:
-            held = await _claim(ctx, pass_started)
-            if not held:
-                break
-            while held:
-                await _poll(ctx, client, held[0], summary)
-                held.pop(0)
+        while batch := await _claim(ctx, pass_started):
+            for job_id in batch:
+                await _poll(ctx, client, job_id, summary)
     except PrintessThrottled as exc:
         summary.throttled = True
         RECONCILER_POLLS.labels("printess", "throttled").inc()
         await ratelimit.pause(ctx.session_factory, STATUS_BUDGET, exc.retry_after)
         log.info("reconciler.poll.throttled", extra={"retry_after": exc.retry_after})
     finally:
-        # Unpolled jobs stay due: whoever runs next (this or another replica) takes them.
-        await release_leases(ctx, held)
+        # Also on cancellation (shutdown): unpolled jobs stay due, and whoever runs next
+        # (this or another replica) takes them at once instead of waiting for the lease.
+        await release_leases(ctx)
     if summary.polled or summary.abandoned:
         log.info("reconciler.pass.done", extra=summary.as_dict())
     return summary

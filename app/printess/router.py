@@ -14,7 +14,12 @@ from app.deps import ContextDep, SessionDep, ShopKey
 from app.errors import BadRequest, NotFound
 from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
 from app.printess import service, submit
-from app.printess.callbacks import CallbackRejected, CallbackUnauthorized, handle_callback
+from app.printess.callbacks import (
+    CallbackRejected,
+    CallbackUnauthorized,
+    authenticate,
+    handle_callback,
+)
 from app.printess.schemas import JobOut, JobPage, TrackJobRequest, decode_cursor, encode_cursor
 
 log = logging.getLogger("printhook.printess.callback")
@@ -30,11 +35,14 @@ async def printess_callback(
     """Printess calls this when a job finishes. 200 only once the callback is durable."""
     started = time.perf_counter()
     try:
-        outcome = await handle_callback(ctx, session, token, await request.body())
+        # The token is checked before the body is even read.
+        auth = await authenticate(session, ctx.settings, token)
     except CallbackUnauthorized:
         INBOUND_EVENTS.labels("printess", "unauthorized").inc()
         log.warning("printess.callback.unauthorized")
         raise NotFound("no such callback") from None
+    try:
+        outcome = await handle_callback(ctx, session, auth, await request.body())
     except CallbackRejected as exc:
         INBOUND_EVENTS.labels("printess", "rejected").inc()
         log.warning("printess.callback.rejected", extra={"reason": str(exc)})

@@ -194,10 +194,11 @@ class PrintessSimulator:
             "s": {"t": 1, "p": 0.2, "c": 0.1, "o": 0.0, "d": 0.0},
         }
 
-    def status_body(self, job_id: str) -> dict[str, Any]:
-        """`BackendJobStatus` as status/get answers it now."""
+    def status_body(self, job_id: str, *, final: bool | None = None) -> dict[str, Any]:
+        """`BackendJobStatus` as status/get answers it now (or as if final, for callbacks)."""
         job = self.jobs[job_id]
-        final = job.is_final(time.monotonic())
+        if final is None:
+            final = job.is_final(time.monotonic())
         stamp = (job.created_at + timedelta(seconds=0.5)).isoformat()
         return {
             "jobId": job.job_id,
@@ -218,7 +219,7 @@ class PrintessSimulator:
         """The body Printess would post to callbackUrl for this job."""
         job = self.jobs[job_id]
         if (shape or job.shape) == "status":
-            return {**self.status_body(job_id), "isFinalStatus": True}
+            return self.status_body(job_id, final=True)
         return {
             "jobId": job.job_id,
             "orderId": job.order_id,

@@ -22,7 +22,6 @@ from app.printess.router import router as printess_router
 from app.printmotor.reconciler import reconciler_task as printmotor_reconciler_task
 from app.printmotor.router import router as printmotor_router
 
-
 WORKER_STOP_GRACE_SECONDS = 2.0
 
 

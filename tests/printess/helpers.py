@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from app.feed.models import Event
@@ -36,3 +38,12 @@ async def inbound_outcomes(database_url: str) -> list[str]:
 async def count_jobs(database_url: str) -> int:
     async with db_session(database_url) as session:
         return int(await session.scalar(select(func.count()).select_from(PrintessJob)) or 0)
+
+
+async def event_data(database_url: str, job_id: str, type_: str) -> dict[str, Any]:
+    async with db_session(database_url) as session:
+        data = await session.scalar(
+            select(Event.data).where(Event.subject_id == job_id, Event.type == type_)
+        )
+    assert data is not None
+    return dict(data)

@@ -9,10 +9,11 @@ from typing import Literal
 import httpx
 import pytest
 
+from app import ratelimit
 from app.main import create_app
 from app.printess.schemas import parse_status
 from tests.printess.conftest import CALLBACK_SECRET, Printess, printess_settings
-from tests.printess.helpers import events_of, inbound_outcomes, job_row
+from tests.printess.helpers import event_data, events_of, inbound_outcomes, job_row
 from tests.support.helpers import AUTH, running_app, serve_in_thread, wait_for
 
 
@@ -63,6 +64,8 @@ async def test_submitted_job_is_finalised_by_its_callback_over_real_http(
     assert job["pictures"][0]["index"] == 0
     assert job["meta"] == "order-7"
     assert printess.sim.callbacks[-1].status == 200
+    # The change feed carries the job exactly as the API shows it.
+    assert await event_data(database_url, job_id, "printess.job.succeeded") == job
     assert await events_of(database_url, job_id) == [
         "printess.job.submitted",
         "printess.job.succeeded",
@@ -289,3 +292,21 @@ def test_both_callback_shapes_are_understood() -> None:
     assert status.finished_at is not None
     assert status.finished_at.tzinfo is not None
     assert not running.is_final
+
+
+async def test_callback_while_printess_throttles_us_is_deferred_without_calling_it(
+    database_url: str, printess: Printess
+) -> None:
+    sim_job = printess.sim.create_job(delay=0)
+    settings = printess_settings(database_url, printess.url)
+    async with running_app(settings) as (app, client):
+        await ratelimit.pause(app.state.ctx.session_factory, "printess.status", 60)
+        answer = await client.post(
+            f"/callbacks/printess/{CALLBACK_SECRET}",
+            json=printess.sim.callback_body(sim_job.job_id),
+        )
+        job = (await client.get(f"/v1/printess/jobs/{sim_job.job_id}", headers=AUTH)).json()
+    assert answer.status_code == 200
+    assert printess.sim.calls_to("status") == []
+    assert job["status"] == "pending"
+    assert await inbound_outcomes(database_url) == ["deferred"]

@@ -35,6 +35,9 @@ class PrintmotorOrder(Base):
     estimated_delivery_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Bumped by every transition write: lets the webhook hot path check, in the same statement
+    # that writes, that nobody changed the order since it read it (see fastpath.py).
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
     # Stale-order read-back bookkeeping
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

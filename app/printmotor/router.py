@@ -7,13 +7,17 @@ import time
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+import asyncpg
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app.context import AppContext
 from app.deps import ContextDep, SessionDep, ShopKey
-from app.errors import BadRequest, Unauthorized
+from app.errors import BadRequest, ServiceUnavailable, Unauthorized
 from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
 from app.printmotor import queries
+from app.printmotor.fastpath import WebhookPool, handle_webhook_postgres
 from app.printmotor.placement import place_order, raise_for
 from app.printmotor.schemas import OrderOut, OrderPage, OrderRequest
 from app.printmotor.service import SOURCE, handle_webhook
@@ -30,6 +34,10 @@ _COUNT = {outcome: INBOUND_EVENTS.labels(SOURCE, outcome) for outcome in _OUTCOM
 _ACK = VENDOR_ACK_SECONDS.labels(SOURCE)
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    slug, title = "database-unavailable", "Database unavailable"
+
+
 def _verifier(request: Request, ctx: AppContext) -> WebhookVerifier:
     verifier: WebhookVerifier | None = getattr(request.app.state, "printmotor_verifier", None)
     if verifier is None:
@@ -38,12 +46,23 @@ def _verifier(request: Request, ctx: AppContext) -> WebhookVerifier:
     return verifier
 
 
-@router.post(
-    "/webhooks/printmotor",
-    summary="Printmotor webhook (HMAC-SHA256 of the raw body in X-Printmotor-Hmac-SHA256)",
-    responses={200: {"content": {"application/json": {"example": {"ok": True}}}}},
-)
+def _webhook_pool(request: Request, ctx: AppContext) -> WebhookPool:
+    pool: WebhookPool | None = getattr(request.app.state, "printmotor_webhook_pool", None)
+    if pool is None:
+        pool = WebhookPool(ctx.settings)
+        request.app.state.printmotor_webhook_pool = pool
+    return pool
+
+
+async def close_webhook_pool(app: FastAPI) -> None:
+    """Close the hot path's connections (called from the app's lifespan on shutdown)."""
+    pool: WebhookPool | None = getattr(app.state, "printmotor_webhook_pool", None)
+    if pool is not None:
+        await pool.aclose()
+
+
 async def printmotor_webhook(request: Request) -> Response:
+    """Verify, record and apply one Printmotor webhook; `200 {"ok":true}` once durable."""
     started = time.perf_counter()
     ctx: AppContext = request.app.state.ctx
     body = await request.body()
@@ -51,18 +70,41 @@ async def printmotor_webhook(request: Request) -> Response:
         _COUNT["unauthorized"].inc()
         log.info("printmotor.webhook.unauthorized", extra={"body_size": len(body)})
         raise Unauthorized("X-Printmotor-Hmac-SHA256 does not match the body for any key")
-    async with ctx.session_factory() as session:
-        outcome, error = await handle_webhook(
-            session, body, stale_after=ctx.settings.printmotor_stale_after
-        )
-        if outcome != "duplicate":
-            await session.commit()
+    stale_after = ctx.settings.printmotor_stale_after
+    if ctx.engine.dialect.name == "postgresql":
+        try:
+            outcome, error = await handle_webhook_postgres(
+                _webhook_pool(request, ctx), body, stale_after=stale_after
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Straight from the driver, so not caught as a database outage by app.errors.
+            # Not acknowledged either way: Printmotor delivers it again.
+            log.error("printmotor.webhook.db_failed", extra={"error_class": type(exc).__name__})
+            raise DatabaseUnavailable("retry later", headers={"Retry-After": "5"}) from exc
+    else:
+        async with ctx.session_factory() as session:
+            outcome, error = await handle_webhook(session, body, stale_after=stale_after)
+            if outcome != "duplicate":
+                await session.commit()
     _COUNT[outcome].inc()
     if outcome == "rejected":
         log.info("printmotor.webhook.rejected", extra={"error": error})
         raise BadRequest(f"signature valid but the body is unusable: {error}")
     _ACK.observe(time.perf_counter() - started)
     return Response(OK, media_type="application/json")
+
+
+class _WebhookEndpoint:
+    """The webhook as a bare ASGI endpoint: it is the hot path, and needs none of FastAPI's
+    per-request work (dependency solving, body models, response models). Errors still go
+    through the app's problem+json handlers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await printmotor_webhook(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+router.routes.append(Route("/webhooks/printmotor", _WebhookEndpoint(), methods=["POST"]))
 
 
 @router.post(

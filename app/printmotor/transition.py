@@ -129,6 +129,7 @@ def _baseline(order_number: str) -> dict[str, Any]:
         "postal_class": None,
         "delivery_time": None,
         "estimated_delivery_time": None,
+        "version": 0,
     }
 
 
@@ -195,6 +196,7 @@ def decide(
     # another stale period. Orders Printmotor is done with are not read back.
     after["next_poll_at"] = None if after["status"] in DONE_STATUSES else now + stale_after
     after["poll_attempts"] = 0
+    after["version"] = int(before["version"]) + 1
     if is_new:
         values = after
     else:

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("estimated_delivery_time", utc(), nullable=True),
         sa.Column("created_at", utc(), nullable=False),
         sa.Column("updated_at", utc(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("next_poll_at", utc(), nullable=True),
         sa.Column("poll_attempts", sa.Integer(), nullable=False),
         sa.Column("last_polled_at", utc(), nullable=True),

@@ -20,6 +20,7 @@ from app.ops.router import router as ops_router
 from app.printess.reconciler import reconciler_task as printess_reconciler_task
 from app.printess.router import router as printess_router
 from app.printmotor.reconciler import reconciler_task as printmotor_reconciler_task
+from app.printmotor.router import close_webhook_pool as close_printmotor_webhook_pool
 from app.printmotor.router import router as printmotor_router
 
 WORKER_STOP_GRACE_SECONDS = 2.0
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Background work only reads from vendors: a pass cut short loses nothing (its
             # leases are given back on cancellation), so shutdown does not wait for it long.
             await workers.stop(grace=WORKER_STOP_GRACE_SECONDS)
+            await close_printmotor_webhook_pool(app)
             await ctx.aclose()
 
     app = FastAPI(

@@ -42,7 +42,16 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template (`/callbacks/printess/{token}`), never the raw path."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    if isinstance(path, str):
+        return path
+    # FastAPI sets `route` only for its own APIRoutes. A plain Starlette Route in an included
+    # router (the bare Printmotor webhook endpoint) is recorded in FastAPI's per-request state.
+    state = scope.get("fastapi")
+    context = state.get("effective_route_context") if isinstance(state, dict) else None
+    path = getattr(context, "path", None) or getattr(
+        getattr(context, "original_route", None), "path", None
+    )
+    return path if isinstance(path, str) and path else UNMATCHED
 
 
 class RequestContextMiddleware:

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.db import utcnow
 from app.printess.models import PrintessJob
 from app.printmotor.models import PrintmotorOrder
+from app.simulator.printmotor import signed_headers, webhook_body
 from tests.support.helpers import db_session, make_settings, running_app
 
 
@@ -112,3 +113,28 @@ def order(order_number: str, status: str, created_at: object) -> PrintmotorOrder
         updated_at=created_at,
         poll_attempts=0,
     )
+
+
+async def test_vendor_endpoints_are_labelled_by_their_templates(database_url: str) -> None:
+    secret = "metrics-test-webhook-key-0001"
+    body = webhook_body(5100, "USER_ORDER_DELIVERED")
+    settings = make_settings(database_url, printmotor_webhook_secrets=secret)
+    async with running_app(settings) as (_, client):
+        before = (await client.get("/metrics")).text
+        signed = await client.post(
+            "/webhooks/printmotor", content=body, headers=signed_headers(body, secret)
+        )
+        forged = await client.post("/webhooks/printmotor", content=body)
+        wrong = await client.post("/callbacks/printess/not-a-token-5c1e", content=b"{}")
+        after = (await client.get("/metrics")).text
+    assert (signed.status_code, forged.status_code, wrong.status_code) == (200, 401, 404)
+
+    def delta(**labels: str) -> float:
+        name = "printhook_http_requests_total"
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    webhook = {"method": "POST", "route": "/webhooks/printmotor"}
+    assert delta(**webhook, status="200") == 1
+    assert delta(**webhook, status="401") == 1
+    assert delta(method="POST", route="/callbacks/printess/{token}", status="404") == 1
+    assert "not-a-token-5c1e" not in after

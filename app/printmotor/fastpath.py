@@ -85,7 +85,7 @@ _INBOUND = """
         (source, dedupe_key, received_at, subject_id, event_type, outcome, body_size, body)
     SELECT 'printmotor', $1::varchar, $2::timestamptz, $8::varchar, $3::varchar, $4::varchar,
            $5::integer, $6::bytea
-    WHERE EXISTS (SELECT 1 FROM {gate})
+    {gate}
     ON CONFLICT (source, dedupe_key) DO NOTHING
     RETURNING id"""
 _FEED = f"""
@@ -100,23 +100,25 @@ p AS (
     WHERE ${_LINK}::boolean AND reference = ${_FIRST}::varchar
       AND state IN ('pending', 'unknown') AND EXISTS (SELECT 1 FROM i)
 )"""
-# A new order: created only if the body was never recorded; the event is recorded only if
-# the order was created (a concurrent creator makes both no-ops: then read again).
+# A new order. The raw event comes first (a duplicate stops everything after it), then the
+# order. If the order exists after all, the statement must not keep the event without applying
+# it: dividing by the zero orders created aborts the whole statement (and autocommit makes the
+# statement the transaction), and the caller reads the row and goes the _UPDATE way.
+# (No lookups of inbound_events by dedupe_key here: before its first ANALYZE, PostgreSQL may
+# plan those on the (source, subject_id) index, scanning every Printmotor event.)
 _CREATE = f"""
-WITH o AS (
+WITH i AS ({_INBOUND.format(gate="")}
+),
+o AS (
     INSERT INTO printmotor_orders ({", ".join(_COLUMNS)})
     SELECT $8::varchar, {_VALUES}
-    WHERE NOT EXISTS (
-        SELECT 1 FROM inbound_events WHERE source = 'printmotor' AND dedupe_key = $1::varchar
-    )
+    WHERE EXISTS (SELECT 1 FROM i)
     ON CONFLICT (order_number) DO NOTHING
     RETURNING 1
-),
-i AS ({_INBOUND.format(gate="o")}
 ),{_FEED}
 SELECT (SELECT id FROM i) AS inbound_id,
-       EXISTS (SELECT 1 FROM inbound_events
-               WHERE source = 'printmotor' AND dedupe_key = $1::varchar) AS duplicate"""
+       CASE WHEN EXISTS (SELECT 1 FROM i) THEN 1 / (SELECT count(*) FROM o) END AS created,
+       TRUE AS duplicate"""
 # A known order: locked and checked to be at the version read; then as above.
 _UPDATE = f"""
 WITH cur AS (
@@ -124,7 +126,7 @@ WITH cur AS (
     WHERE order_number = $8::varchar AND version = ${_VERSION}::integer
     FOR UPDATE
 ),
-i AS ({_INBOUND.format(gate="cur")}
+i AS ({_INBOUND.format(gate="WHERE EXISTS (SELECT 1 FROM cur)")}
 ),
 o AS (
     UPDATE printmotor_orders SET {_SETS}
@@ -196,10 +198,14 @@ async def _write(
     """Decide on `current` and write, in one statement. None when the order is not at
     `current`'s version (or exists though `current` is None): nothing was written."""
     decision = decide(current, obs, now=utcnow(), stale_after=stale)
-    result = await conn.fetchrow(
-        _CREATE if current is None else _UPDATE,
-        *_params(body, digest, obs, current, decision),
-    )
+    try:
+        result = await conn.fetchrow(
+            _CREATE if current is None else _UPDATE,
+            *_params(body, digest, obs, current, decision),
+        )
+    except asyncpg.DivisionByZeroError:
+        return None  # _CREATE found the order exists: nothing was written
+
     if result["inbound_id"] is not None:
         return decision.outcome
     return "duplicate" if result["duplicate"] else None

@@ -119,7 +119,9 @@ o AS (
 SELECT (SELECT id FROM i) AS inbound_id,
        CASE WHEN EXISTS (SELECT 1 FROM i) THEN 1 / (SELECT count(*) FROM o) END AS created,
        TRUE AS duplicate"""
-# A known order: locked and checked to be at the version read; then as above.
+# A known order: locked and checked to be at the version read; then as above. The order row
+# is always locked before the event's key is taken (here and in the locked retry), so two
+# webhooks for one order never wait for each other in a cycle.
 _UPDATE = f"""
 WITH cur AS (
     SELECT 1 FROM printmotor_orders
@@ -180,6 +182,10 @@ async def _reject(conn: Any, digest: str, body: bytes, error: str) -> None:
     )
 
 
+class _Again(Exception):
+    """The order was created by someone else while we held no row to lock: try again."""
+
+
 class _Unread:
     """Marker: the order row must be read from the database first."""
 
@@ -238,8 +244,13 @@ async def _apply(
     for _ in range(ATTEMPTS):
         if outcome is not None:
             break
-        async with conn.transaction():
-            outcome = await _read_and_write(conn, body, digest, obs, stale, lock=True)
+        try:
+            async with conn.transaction():
+                outcome = await _read_and_write(conn, body, digest, obs, stale, lock=True)
+                if outcome is None:
+                    raise _Again  # roll back (the failed statement aborted the transaction)
+        except _Again:
+            continue
     if outcome is None:
         raise RuntimeError("printmotor order kept changing under the webhook")
     return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime
 
 from app.feed.models import Event
@@ -231,3 +232,24 @@ async def test_order_number_as_string_and_zoned_timestamps_are_understood(
     row = await order_row(database_url, "A-17")
     assert row is not None
     assert row.delivery_time == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+async def test_a_burst_of_mixed_and_repeated_events_for_one_order_converges(
+    database_url: str,
+) -> None:
+    created_bodies = [created(18, description=f"copy {i}") for i in range(4)]
+    delivered_bodies = [
+        delivered(18, tracking_code=f"T{i}", delivery_time=f"2026-11-2{i}T10:00") for i in range(4)
+    ]
+    burst = [*created_bodies, *delivered_bodies, *delivered_bodies[:2], created_bodies[0]]
+    random.Random(18).shuffle(burst)
+    async with running_app(pm_settings(database_url)) as (_, client):
+        answers = await asyncio.gather(*(post_webhook(client, b) for b in burst))
+    assert [a.status_code for a in answers] == [200] * len(burst)
+    row = await order_row(database_url, 18)
+    assert row is not None
+    assert (row.status, row.tracking_code) == ("delivered", "T3")
+    assert await count_rows(database_url, InboundEvent) == 8
+    types = await feed_types(database_url, 18)
+    assert types.count("printmotor.order.delivered") == 1
+    assert len(types) <= 8

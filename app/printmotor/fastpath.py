@@ -13,7 +13,9 @@ reset on release is one more), in autocommit (no BEGIN/COMMIT), and two statemen
 2. one statement (data-modifying CTEs, each gated on the one before) that checks the row is
    still at the version read (locking it), records the raw event (`ON CONFLICT DO NOTHING`:
    a duplicate stops everything after it), writes the order, appends the change-feed row and
-   links a placement waiting for this reference. It commits as a whole or not at all.
+   links a placement waiting for this reference. It commits as a whole or not at all. Every
+   transition write (here and through SQLAlchemy) bumps `version`, so a row read here can
+   only be written back if nothing changed it in between.
 
 If the order changed in between (or a concurrent webhook created it), nothing was written:
 then it is done again inside a transaction with the row locked, so contended orders make
@@ -105,7 +107,9 @@ p AS (
 # it: dividing by the zero orders created aborts the whole statement (and autocommit makes the
 # statement the transaction), and the caller reads the row and goes the _UPDATE way.
 # (No lookups of inbound_events by dedupe_key here: before its first ANALYZE, PostgreSQL may
-# plan those on the (source, subject_id) index, scanning every Printmotor event.)
+# plan those on the (source, subject_id) index, scanning every Printmotor event.) Taking the
+# event's key first cannot deadlock: the create waits at most for another uncommitted create
+# of the same order, and that one waits for nothing (DO NOTHING never waits on row locks).
 _CREATE = f"""
 WITH i AS ({_INBOUND.format(gate="")}
 ),

@@ -4,8 +4,8 @@ Same rules and same rows as `service.handle_webhook` (which serves SQLite, and w
 and read-backs use everywhere): the decision comes from the one `transition.decide`. Only the
 way to the database differs. On this machine's loopback every round trip costs the process
 more CPU than the SQL itself, so the path makes as few as it can: its own small asyncpg pool
-(SQLAlchemy's pre-ping alone is BEGIN, `;`, ROLLBACK on every checkout; asyncpg's default
-reset on release is one more), in autocommit (no BEGIN/COMMIT), and two statements:
+(SQLAlchemy's pre-ping alone is BEGIN, `;`, ROLLBACK on every checkout; asyncpg's pool
+adds a reset query on every release), in autocommit (no BEGIN/COMMIT), and two statements:
 
 1. read the order row;
    (skipped for the first event of an order, usually one printhook has never seen: the
@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -39,6 +40,7 @@ from app.printmotor.service import SOURCE, InvalidPayload, parse_webhook
 from app.printmotor.transition import Decision, Observation, decide, feed_data
 
 ATTEMPTS = 5
+T = TypeVar("T")
 _COLUMNS = (
     "order_number",
     "reference",
@@ -260,18 +262,20 @@ async def _apply(
     return outcome
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset: this path changes no session state (no SET, LISTEN, advisory locks or
-    cursors), and asyncpg rolls back any open transaction itself, so nothing to reset."""
-
-
-async def _init(conn: asyncpg.Connection) -> None:
+async def _connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, timeout=5, command_timeout=30)
     await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
+    return conn
 
 
 class WebhookPool:
     """The hot path's connections: at most as many as SQLAlchemy's pool may open, opened on
-    demand, closed with the app."""
+    demand, closed with the app.
+
+    Deliberately minimal (a stack of idle connections under a semaphore): this path changes no
+    session state (no SET, LISTEN, advisory locks or cursors) and never leaves a transaction
+    open, so a connection needs no reset between uses, and one that saw any error is dropped.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._dsn = (
@@ -279,9 +283,9 @@ class WebhookPool:
             .set(drivername="postgresql")
             .render_as_string(hide_password=False)
         )
-        self._size = settings.database_pool_size * 2
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(settings.database_pool_size * 2)
+        self._idle: list[asyncpg.Connection] = []
+        self._closed = False
 
     @staticmethod
     def guess(obs: Observation) -> dict[str, Any] | _Unread | None:
@@ -289,25 +293,26 @@ class WebhookPool:
         order, which printhook usually has not seen; UNREAD (read the row first) otherwise."""
         return None if obs.status in (None, "received") else UNREAD
 
-    async def acquire(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self._dsn,
-                        min_size=0,
-                        max_size=self._size,
-                        init=_init,
-                        reset=_keep_session,
-                        timeout=5,
-                        command_timeout=30,
-                    )
-        return self._pool
+    async def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `work(connection)` on a connection of the pool."""
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await _connect(self._dsn)
+            try:
+                result = await work(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            if self._closed or conn.is_closed() or conn.is_in_transaction():
+                conn.terminate()
+            else:
+                self._idle.append(conn)
+            return result
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close(timeout=5)
 
 
 async def handle_webhook_postgres(
@@ -315,11 +320,13 @@ async def handle_webhook_postgres(
 ) -> tuple[str, str | None]:
     """`service.handle_webhook` for PostgreSQL, committed. Returns (outcome, error)."""
     digest = body_digest(body)
-    async with (await pool.acquire()).acquire() as conn:
+
+    async def work(conn: Any) -> tuple[str, str | None]:
         try:
             obs = parse_webhook(body)
         except InvalidPayload as exc:
             await _reject(conn, digest, body, str(exc))
             return "rejected", str(exc)
-        outcome = await _apply(conn, body, digest, obs, stale_after, pool.guess(obs))
-    return outcome, None
+        return await _apply(conn, body, digest, obs, stale_after, pool.guess(obs)), None
+
+    return await pool.run(work)

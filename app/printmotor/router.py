@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Query, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -28,6 +28,7 @@ log = logging.getLogger("printhook.printmotor")
 router = APIRouter(tags=["printmotor"])
 
 OK = b'{"ok":true}'
+SIGNATURE_HEADER_BYTES = SIGNATURE_HEADER.encode()
 _OUTCOMES = ("applied", "unchanged", "duplicate", "rejected", "unauthorized")
 # Bound once: the webhook path should not look metric children up per request.
 _COUNT = {outcome: INBOUND_EVENTS.labels(SOURCE, outcome) for outcome in _OUTCOMES}
@@ -38,19 +39,19 @@ class DatabaseUnavailable(ServiceUnavailable):
     slug, title = "database-unavailable", "Database unavailable"
 
 
-def _verifier(request: Request, ctx: AppContext) -> WebhookVerifier:
-    verifier: WebhookVerifier | None = getattr(request.app.state, "printmotor_verifier", None)
+def _verifier(app: FastAPI, ctx: AppContext) -> WebhookVerifier:
+    verifier: WebhookVerifier | None = getattr(app.state, "printmotor_verifier", None)
     if verifier is None:
         verifier = WebhookVerifier(ctx.settings.printmotor_webhook_secrets)
-        request.app.state.printmotor_verifier = verifier
+        app.state.printmotor_verifier = verifier
     return verifier
 
 
-def _webhook_pool(request: Request, ctx: AppContext) -> WebhookPool:
-    pool: WebhookPool | None = getattr(request.app.state, "printmotor_webhook_pool", None)
+def _webhook_pool(app: FastAPI, ctx: AppContext) -> WebhookPool:
+    pool: WebhookPool | None = getattr(app.state, "printmotor_webhook_pool", None)
     if pool is None:
         pool = WebhookPool(ctx.settings)
-        request.app.state.printmotor_webhook_pool = pool
+        app.state.printmotor_webhook_pool = pool
     return pool
 
 
@@ -61,12 +62,24 @@ async def close_webhook_pool(app: FastAPI) -> None:
         await pool.aclose()
 
 
-async def printmotor_webhook(request: Request) -> Response:
+async def printmotor_webhook(scope: Scope, receive: Receive) -> Response:
     """Verify, record and apply one Printmotor webhook; `200 {"ok":true}` once durable."""
     started = time.perf_counter()
-    ctx: AppContext = request.app.state.ctx
-    body = await request.body()
-    if not _verifier(request, ctx).verify(body, request.headers.get(SIGNATURE_HEADER)):
+    app = scope["app"]
+    ctx: AppContext = app.state.ctx
+    chunks = []
+    while True:  # through BodyLimitMiddleware's receive: 413 past the limit
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    signature = None
+    for name, value in scope["headers"]:
+        if name == SIGNATURE_HEADER_BYTES:
+            signature = value.decode("latin-1")
+            break
+    if not _verifier(app, ctx).verify(body, signature):
         _COUNT["unauthorized"].inc()
         log.info("printmotor.webhook.unauthorized", extra={"body_size": len(body)})
         raise Unauthorized("X-Printmotor-Hmac-SHA256 does not match the body for any key")
@@ -74,7 +87,7 @@ async def printmotor_webhook(request: Request) -> Response:
     if ctx.engine.dialect.name == "postgresql":
         try:
             outcome, error = await handle_webhook_postgres(
-                _webhook_pool(request, ctx), body, stale_after=stale_after
+                _webhook_pool(app, ctx), body, stale_after=stale_after
             )
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Straight from the driver, so not caught as a database outage by app.errors.
@@ -100,7 +113,7 @@ class _WebhookEndpoint:
     through the app's problem+json handlers."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await printmotor_webhook(Request(scope, receive))
+        response = await printmotor_webhook(scope, receive)
         await response(scope, receive, send)
 
 

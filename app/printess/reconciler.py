@@ -15,9 +15,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, select
 
-from app import ratelimit
+from app import leases, ratelimit
 from app.background import PeriodicTask
 from app.context import AppContext
 from app.db import utcnow
@@ -71,7 +71,7 @@ def _due(now: datetime) -> list[ColumnElement[bool]]:
         PrintessJob.reconcile_abandoned_at.is_(None),
         PrintessJob.next_poll_at.is_not(None),
         PrintessJob.next_poll_at <= now,
-        or_(PrintessJob.leased_until.is_(None), PrintessJob.leased_until < now),
+        leases.lease_is_free(PrintessJob, now),
     ]
 
 
@@ -109,40 +109,19 @@ async def _abandon_old(ctx: AppContext, summary: PassSummary) -> None:
 
 async def _claim(ctx: AppContext, pass_started: datetime) -> list[str]:
     """Lease a batch of jobs that were due when the pass started."""
-    now = utcnow()
-    lease = timedelta(seconds=BATCH_SIZE / ctx.settings.printess_status_rate + 60)
-    async with ctx.session_factory() as session:
-        job_ids = list(
-            (
-                await session.scalars(
-                    select(PrintessJob.job_id)
-                    .where(*_due(now), PrintessJob.next_poll_at <= pass_started)
-                    .order_by(PrintessJob.next_poll_at, PrintessJob.job_id)
-                    .limit(BATCH_SIZE)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-        )
-        if job_ids:
-            await session.execute(
-                update(PrintessJob)
-                .where(PrintessJob.job_id.in_(job_ids))
-                .values(lease_owner=ctx.instance_id, leased_until=now + lease)
-            )
-        await session.commit()
-    return job_ids
+    return await leases.claim(
+        ctx,
+        PrintessJob.job_id,
+        where=[*_due(utcnow()), PrintessJob.next_poll_at <= pass_started],
+        order_by=[PrintessJob.next_poll_at, PrintessJob.job_id],
+        limit=BATCH_SIZE,
+        lease=timedelta(seconds=BATCH_SIZE / ctx.settings.printess_status_rate + 60),
+    )
 
 
 async def release_leases(ctx: AppContext, job_ids: list[str] | None = None) -> None:
     """Give back leases this process holds (all of them when `job_ids` is None)."""
-    query = update(PrintessJob).where(PrintessJob.lease_owner == ctx.instance_id)
-    if job_ids is not None:
-        if not job_ids:
-            return
-        query = query.where(PrintessJob.job_id.in_(job_ids))
-    async with ctx.session_factory() as session:
-        await session.execute(query.values(lease_owner=None, leased_until=None))
-        await session.commit()
+    await leases.release(ctx, PrintessJob.job_id, job_ids)
 
 
 async def _poll(ctx: AppContext, client: PrintessClient, job_id: str, summary: PassSummary) -> None:

@@ -16,9 +16,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, select, update
 
-from app import ratelimit
+from app import leases, ratelimit
 from app.background import PeriodicTask
 from app.context import AppContext
 from app.db import utcnow
@@ -59,7 +59,7 @@ def _due(now: datetime) -> list[ColumnElement[bool]]:
         PrintmotorOrder.status.in_(OPEN_STATUSES),
         PrintmotorOrder.next_poll_at.is_not(None),
         PrintmotorOrder.next_poll_at <= now,
-        or_(PrintmotorOrder.leased_until.is_(None), PrintmotorOrder.leased_until < now),
+        leases.lease_is_free(PrintmotorOrder, now),
     ]
 
 
@@ -94,44 +94,20 @@ async def _abandon_old(ctx: AppContext, summary: PassSummary) -> None:
 
 
 async def _claim(ctx: AppContext, pass_started: datetime) -> list[str]:
-    now = utcnow()
-    lease = timedelta(seconds=BATCH_SIZE / ctx.settings.printmotor_read_rate + 60)
-    async with ctx.session_factory() as session:
-        numbers = list(
-            (
-                await session.scalars(
-                    select(PrintmotorOrder.order_number)
-                    .where(*_due(now), PrintmotorOrder.next_poll_at <= pass_started)
-                    .order_by(PrintmotorOrder.next_poll_at, PrintmotorOrder.order_number)
-                    .limit(BATCH_SIZE)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-        )
-        if numbers:
-            await session.execute(
-                update(PrintmotorOrder)
-                .where(PrintmotorOrder.order_number.in_(numbers))
-                .values(lease_owner=ctx.instance_id, leased_until=now + lease)
-            )
-        await session.commit()
-    return numbers
+    """Lease a batch of orders that were due when the pass started."""
+    return await leases.claim(
+        ctx,
+        PrintmotorOrder.order_number,
+        where=[*_due(utcnow()), PrintmotorOrder.next_poll_at <= pass_started],
+        order_by=[PrintmotorOrder.next_poll_at, PrintmotorOrder.order_number],
+        limit=BATCH_SIZE,
+        lease=timedelta(seconds=BATCH_SIZE / ctx.settings.printmotor_read_rate + 60),
+    )
 
 
 async def release_leases(ctx: AppContext, numbers: list[str]) -> None:
     """Give back leases this process holds on `numbers`."""
-    if not numbers:
-        return
-    async with ctx.session_factory() as session:
-        await session.execute(
-            update(PrintmotorOrder)
-            .where(
-                PrintmotorOrder.order_number.in_(numbers),
-                PrintmotorOrder.lease_owner == ctx.instance_id,
-            )
-            .values(lease_owner=None, leased_until=None)
-        )
-        await session.commit()
+    await leases.release(ctx, PrintmotorOrder.order_number, numbers)
 
 
 async def _read_back(

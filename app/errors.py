@@ -103,19 +103,43 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DATABASE_UNAVAILABLE)
 
 
+def problem_for(exc: ProblemError, path: str) -> JSONResponse:
+    """The answer for a ProblemError raised while handling a request to `path`."""
+    return problem_response(
+        exc.status,
+        exc.slug,
+        exc.title,
+        exc.detail,
+        # The path may hold a Printess callback token: never echo it.
+        instance=mask_path(path) if exc.status != 404 else None,
+        headers=exc.headers,
+        **exc.extensions,
+    )
+
+
+# Raised by the database layer; a connectivity failure among them becomes 503.
+DATABASE_ERRORS = (DBAPIError, PoolTimeoutError, OSError)
+
+
+def database_error_response(exc: Exception) -> JSONResponse:
+    """503 (retry later) for a database outage, 500 for any other database error."""
+    if not is_database_unavailable(exc):
+        log.error("request.failed", exc_info=exc)
+        return problem_response(500, "internal", "Internal error")
+    log.warning("db.unavailable", extra={"error_class": type(exc).__name__})
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            exc.status,
-            exc.slug,
-            exc.title,
-            exc.detail,
-            # The path may hold a Printess callback token: never echo it.
-            instance=mask_path(request.url.path) if exc.status != 404 else None,
-            headers=exc.headers,
-            **exc.extensions,
-        )
+        return problem_for(exc, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -141,18 +165,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        if not is_database_unavailable(exc):
-            log.error("request.failed", exc_info=exc)
-            return problem_response(500, "internal", "Internal error")
-        log.warning("db.unavailable", extra={"error_class": type(exc).__name__})
-        return problem_response(
-            503,
-            "database-unavailable",
-            "Database unavailable",
-            "retry later",
-            headers={"Retry-After": "5"},
-        )
+        return database_error_response(exc)
 
     # Registered per class (not on Exception) so Starlette answers without re-raising.
-    for exc_class in (DBAPIError, PoolTimeoutError, OSError):
+    for exc_class in DATABASE_ERRORS:
         app.add_exception_handler(exc_class, _database)

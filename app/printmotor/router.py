@@ -117,7 +117,9 @@ class _WebhookEndpoint:
         await response(scope, receive, send)
 
 
-router.routes.append(Route("/webhooks/printmotor", _WebhookEndpoint(), methods=["POST"]))
+webhook_route = Route("/webhooks/printmotor", _WebhookEndpoint(), methods=["POST"])
+# Registered with the router too (405 for other methods, the same app without the fast lane).
+router.routes.append(webhook_route)
 
 
 @router.post(

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from app.feed.models import Event
 from app.inbound.models import InboundEvent
-from app.simulator.printmotor import webhook_body
+from app.simulator.printmotor import signed_headers, webhook_body
 from tests.printmotor.conftest import (
+    SECRET,
     count_rows,
     created,
     delivered,
@@ -253,3 +254,26 @@ async def test_a_burst_of_mixed_and_repeated_events_for_one_order_converges(
     types = await feed_types(database_url, 18)
     assert types.count("printmotor.order.delivered") == 1
     assert len(types) <= 8
+
+
+async def test_webhook_is_served_under_a_root_path_prefixed_and_stripped(
+    database_url: str,
+) -> None:
+    settings = pm_settings(database_url, root_path="/printhook")
+    async with running_app(settings) as (_, client):
+        body = created(7101)
+        prefixed = await client.post(
+            "/printhook/webhooks/printmotor", content=body, headers=signed_headers(body, SECRET)
+        )
+        body = delivered(7101, tracking_code="JJFI7101")
+        stripped = await client.post(
+            "/webhooks/printmotor", content=body, headers=signed_headers(body, SECRET)
+        )
+        wrong_method = await client.get("/printhook/webhooks/printmotor")
+    assert (prefixed.status_code, prefixed.json()) == (200, {"ok": True})
+    assert (stripped.status_code, stripped.json()) == (200, {"ok": True})
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/problem+json"
+    order = await order_row(database_url, 7101)
+    assert order is not None
+    assert (order.status, order.tracking_code) == ("delivered", "JJFI7101")

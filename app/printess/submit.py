@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -35,10 +36,17 @@ log = logging.getLogger("printhook.printess.submit")
 # A repeat that arrives while the first request is still calling Printess waits this long for
 # its answer before being told to retry.
 IN_FLIGHT_WAIT = 5.0
+# No produce call (timeouts and retries included) lasts this long: a claim still in flight
+# after it was cut off by a crash or restart, and what Printess did with it is unknown.
+IN_FLIGHT_ABANDONED_AFTER = timedelta(minutes=5)
 
 
 class PrintessPaymentRequired(ProblemError):
     status, slug, title = 402, "printess-payment-required", "Printess: insufficient funds"
+
+
+class SubmissionOutcomeUnknown(Conflict):
+    slug, title = "submission-outcome-unknown", "The first submission's outcome is unknown"
 
 
 class PrintessNotAccepted(ProblemError):
@@ -104,6 +112,16 @@ async def _repeat(session: AsyncSession, key: str, request_hash: str) -> Printes
             await session.commit()
             if job is not None:
                 return job
+        if submission.created_at < utcnow() - IN_FLIGHT_ABANDONED_AFTER:
+            # Resending could render the job twice; the old attempt's callback (its token is
+            # kept) still settles this key if Printess did enqueue it.
+            raise SubmissionOutcomeUnknown(
+                "the first request with this Idempotency-Key was interrupted while calling "
+                "Printess; printhook will not call produce again for this key. If Printess "
+                "enqueued the job, its callback settles this key and a repeat returns the job; "
+                "otherwise submit with a new Idempotency-Key",
+                submitted_at=submission.created_at.isoformat(),
+            )
         if time.monotonic() > deadline:
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
+from app.db import utcnow
 from app.main import create_app
 from app.printess import submit
 from app.printess.models import PrintessSubmission
@@ -279,3 +281,37 @@ async def test_callback_that_beats_the_produce_answer_is_recognised(database_url
         "printess.job.tracked",
         "printess.job.succeeded",
     ]
+
+
+async def test_repeat_of_a_submission_cut_off_by_a_crash_says_the_outcome_is_unknown(
+    database_url: str, printess: Printess
+) -> None:
+    headers = {**AUTH, "Idempotency-Key": "crashed-1"}
+    async with running_app(printess_settings(database_url, printess.url)) as (_, client):
+        good = await client.post("/v1/printess/jobs", json=CARD, headers=AUTH)
+        # What a crash between the claim and Printess's answer leaves behind.
+        async with db_session(database_url) as session:
+            await session.execute(
+                insert(PrintessSubmission).values(
+                    idempotency_key="crashed-1",
+                    request_hash=submit._request_hash(CARD),
+                    callback_token_hash="0" * 64,
+                    template_name="card",
+                    state="in_flight",
+                    created_at=utcnow() - timedelta(minutes=10),
+                    updated_at=utcnow() - timedelta(minutes=10),
+                )
+            )
+            await session.commit()
+        repeat = await client.post("/v1/printess/jobs", json=CARD, headers=headers)
+        fresh_key = await client.post(
+            "/v1/printess/jobs", json=CARD, headers={**AUTH, "Idempotency-Key": "crashed-2"}
+        )
+    assert repeat.status_code == 409
+    assert repeat.json()["type"] == "urn:printhook:problem:submission-outcome-unknown"
+    assert "new Idempotency-Key" in repeat.json()["detail"]
+    assert fresh_key.status_code == 201
+    # Produce was called for the good submit and the fresh key only, never for the repeat.
+    assert len(printess.sim.calls_to("produce")) == 2
+    assert good.status_code == 201
+    assert await job_row(database_url, good.json()["jobId"]) is not None

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from app.context import AppContext
 
@@ -20,6 +20,22 @@ class PeriodicTask:
     name: str
     interval: float
     run_once: Callable[[AppContext], Awaitable[object]]
+
+
+@dataclass
+class PassSummary:
+    """What one reconciler pass did (logged, and printed by `printhook reconcile --once`)."""
+
+    polled: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    abandoned: int = 0
+    throttled: bool = False
+    skipped: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 class BackgroundWorkers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -12,7 +13,6 @@ from types import FrameType
 
 from app.config import ConfigurationError, Settings, load_settings
 from app.logging import configure_logging, register_secrets, settings_secrets
-from app.printess.commands import register_commands as register_printess_commands
 from app.printess.commands import register_simulator as register_printess_simulator
 from app.printmotor.commands import register as register_printmotor_commands
 from app.printmotor.commands import register_simulators as register_printmotor_simulators
@@ -97,6 +97,27 @@ def _cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     return run_purge(settings, dry_run=args.dry_run)
 
 
+async def _reconcile_once(settings: Settings) -> dict[str, dict[str, object]]:
+    from app.context import AppContext
+    from app.printess.reconciler import run_once as printess_pass
+    from app.printmotor.reconciler import run_once as printmotor_pass
+
+    ctx = AppContext.create(settings)
+    try:
+        return {
+            "printess": (await printess_pass(ctx)).as_dict(),
+            "printmotor": (await printmotor_pass(ctx)).as_dict(),
+        }
+    finally:
+        await ctx.aclose()
+
+
+def _cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    summary = asyncio.run(_reconcile_once(settings))
+    print(json.dumps(summary, indent=2))
+    return 1 if any(vendor["errors"] for vendor in summary.values()) else 0
+
+
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from app.inbound.replay import run_replay
 
@@ -138,8 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("inbound_event_id", type=int, help="id of the row in inbound_events")
     replay.set_defaults(handler=_cmd_replay)
 
+    reconcile = sub.add_parser(
+        "reconcile", help="ask the vendors about jobs and orders without news (one pass)"
+    )
+    reconcile.add_argument(
+        "--once",
+        action="store_true",
+        required=True,
+        help="run one full pass over every due job and order, print a summary and exit",
+    )
+    reconcile.set_defaults(handler=_cmd_reconcile)
+
     # Each domain adds its own commands (and simulators) to these groups.
-    register_printess_commands(sub)
     register_printmotor_commands(sub)
     simulate = sub.add_parser("simulate", help="local stand-ins for the vendors (no accounts)")
     simulators = simulate.add_subparsers(dest="simulator", required=True)

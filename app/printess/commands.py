@@ -1,32 +1,11 @@
-"""`printhook reconcile --once` and `printhook simulate printess`."""
+"""`printhook simulate printess`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 from typing import Any
 
 from app.config import Settings
-
-
-async def _reconcile_once(settings: Settings) -> dict[str, Any]:
-    from app.context import AppContext
-    from app.printess.reconciler import run_once
-
-    ctx = AppContext.create(settings)
-    try:
-        summary = await run_once(ctx)
-    finally:
-        await ctx.aclose()
-    return {"printess": summary.as_dict()}
-
-
-def _cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    summary = asyncio.run(_reconcile_once(settings))
-    print(json.dumps(summary, indent=2))
-    printess = summary["printess"]
-    return 1 if printess["errors"] else 0
 
 
 def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
@@ -49,20 +28,6 @@ def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
     )
     uvicorn.run(create_printess_simulator(config), host=args.host, port=args.port, log_config=None)
     return 0
-
-
-def register_commands(sub: Any) -> None:
-    """Add `printhook reconcile`."""
-    reconcile = sub.add_parser(
-        "reconcile", help="poll the vendors for jobs without a final status (one pass)"
-    )
-    reconcile.add_argument(
-        "--once",
-        action="store_true",
-        required=True,
-        help="run one full pass over every due job, print a summary and exit",
-    )
-    reconcile.set_defaults(handler=_cmd_reconcile)
 
 
 def register_simulator(simulators: Any) -> None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select
 
 from app import leases, ratelimit
-from app.background import PeriodicTask
+from app.background import PassSummary, PeriodicTask
 from app.context import AppContext
 from app.db import utcnow
 from app.feed.service import append_event
@@ -33,28 +32,6 @@ log = logging.getLogger("printhook.printess.reconciler")
 STATUS_BUDGET = "printess.status"
 BATCH_SIZE = 50
 _warned_unconfigured = False
-
-
-@dataclass
-class PassSummary:
-    polled: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    errors: int = 0
-    abandoned: int = 0
-    throttled: bool = False
-    skipped: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "polled": self.polled,
-            "changed": self.changed,
-            "unchanged": self.unchanged,
-            "errors": self.errors,
-            "abandoned": self.abandoned,
-            "throttled": self.throttled,
-            "skipped": self.skipped,
-        }
 
 
 def next_poll_delay(attempts: int, reconcile_interval: float) -> timedelta:

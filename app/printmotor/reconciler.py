@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select, update
 
 from app import leases, ratelimit
-from app.background import PeriodicTask
+from app.background import PassSummary, PeriodicTask
 from app.context import AppContext
 from app.db import utcnow
 from app.ops.metrics import RECONCILER_POLLS
@@ -34,17 +33,6 @@ READ_BUDGET = "printmotor.read"
 BATCH_SIZE = 50
 VENDOR = "printmotor"
 _warned_unconfigured = False
-
-
-@dataclass
-class PassSummary:
-    polled: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    errors: int = 0
-    abandoned: int = 0
-    throttled: bool = False
-    skipped: str | None = None
 
 
 def backoff(attempts: int, settings_interval: float, cap: timedelta) -> timedelta:
@@ -199,7 +187,7 @@ async def run_once(ctx: AppContext) -> PassSummary:
         # Also on cancellation (shutdown): unread orders stay due for whoever runs next.
         await release_leases(ctx, held)
     if summary.polled or summary.abandoned:
-        log.info("printmotor.reconciler.pass", extra=vars(summary))
+        log.info("printmotor.reconciler.pass", extra=summary.as_dict())
     return summary
 
 

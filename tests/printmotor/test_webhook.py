@@ -6,6 +6,8 @@ import asyncio
 import random
 from datetime import UTC, datetime
 
+import pytest
+
 from app.feed.models import Event
 from app.inbound.models import InboundEvent
 from app.simulator.printmotor import signed_headers, webhook_body
@@ -215,8 +217,15 @@ async def test_oversized_body_is_413_and_good_data_stays(database_url: str) -> N
     assert (row.reference, row.processing_status_description) == ("R-15", None)
 
 
-async def test_database_down_answers_503_so_printmotor_retries() -> None:
-    settings = pm_settings("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+@pytest.mark.parametrize(
+    "unreachable",
+    [
+        "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+        "sqlite+aiosqlite:////nonexistent-dir/printhook.db",
+    ],
+)
+async def test_database_down_answers_503_so_printmotor_retries(unreachable: str) -> None:
+    settings = pm_settings(unreachable)
     async with running_app(settings) as (_, client):
         response = await post_webhook(client, created(16))
     assert response.status_code == 503

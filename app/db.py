@@ -136,10 +136,6 @@ def dialect_insert(
     return sqlite.insert(table)
 
 
-def is_postgres(session: AsyncSession) -> bool:
-    return dialect_name(session) == "postgresql"
-
-
 def all_tables() -> Sequence[str]:
     """Every table printhook owns, children first (for truncation in tests and tools)."""
     import_models()

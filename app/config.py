@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     printess_callback_secret: SecretStr | None = None
     printess_verify_callbacks: bool | None = None
     printess_status_rate: float = Field(default=1.0, gt=0, le=1000)
+    # The first status/get of a freshly submitted job waits for the callback's chance.
+    printess_first_poll_after: timedelta = timedelta(minutes=10)
+    # After this many "unknown job" answers from status/get a job is flagged vanished.
+    printess_vanished_after: int = Field(default=3, ge=1, le=100)
 
     # Printmotor
     printmotor_api_url: str = "https://api.printmotor.io/api/v1"
@@ -77,6 +81,34 @@ class Settings(BaseSettings):
     printmotor_webhook_secrets: SecretList = Field(default_factory=list)
     printmotor_stale_after: timedelta = timedelta(hours=24)
     printmotor_read_rate: float = Field(default=1.0, gt=0, le=1000)
+    # Printmotor timestamps carry no zone; they are read in this one (an assumption).
+    printmotor_timezone: str = "UTC"
+
+    # Inbound events: the ack path and the applier
+    body_timeout: timedelta = timedelta(seconds=10)
+    apply_batch_size: int = Field(default=100, ge=1, le=5000)
+    apply_max_attempts: int = Field(default=5, ge=1, le=100)
+
+    # Outbound webhooks to the shop (Standard Webhooks)
+    notify_url: str | None = None
+    notify_secrets: SecretList = Field(default_factory=list)
+    notify_schedule: CommaList = Field(
+        default_factory=lambda: [
+            "5s",
+            "30s",
+            "2m",
+            "10m",
+            "30m",
+            "1h",
+            "2h",
+            "4h",
+            "8h",
+            "12h",
+            "24h",
+            "24h",
+        ]
+    )
+    notify_timeout: timedelta = timedelta(seconds=15)
 
     # Background work
     run_workers: bool = True
@@ -89,12 +121,26 @@ class Settings(BaseSettings):
     root_path: str = ""
     retention_days: int = Field(default=30, ge=1)
 
-    @field_validator("api_keys", "printmotor_webhook_secrets", "trusted_proxies", mode="before")
+    @field_validator(
+        "api_keys",
+        "printmotor_webhook_secrets",
+        "trusted_proxies",
+        "notify_secrets",
+        "notify_schedule",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("printmotor_stale_after", "reconcile_max_age", mode="before")
+    @field_validator(
+        "printmotor_stale_after",
+        "reconcile_max_age",
+        "printess_first_poll_after",
+        "body_timeout",
+        "notify_timeout",
+        mode="before",
+    )
     @classmethod
     def _durations(cls, value: object) -> object:
         return _duration(value)

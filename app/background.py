@@ -1,11 +1,11 @@
-"""Periodic background work (reconcilers, retention), in the web process or `printhook worker`."""
+"""Background work (applier, reconcilers, retention), in the web process or `printhook worker`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from app.context import AppContext
@@ -20,6 +20,14 @@ class PeriodicTask:
     name: str
     interval: float
     run_once: Callable[[AppContext], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class LoopTask:
+    """`run(ctx, stopping)` runs until `stopping` is set (the applier's lanes)."""
+
+    name: str
+    run: Callable[[AppContext, asyncio.Event], Awaitable[None]]
 
 
 @dataclass
@@ -39,7 +47,7 @@ class PassSummary:
 
 
 class BackgroundWorkers:
-    def __init__(self, ctx: AppContext, tasks: list[PeriodicTask]) -> None:
+    def __init__(self, ctx: AppContext, tasks: Sequence[PeriodicTask | LoopTask]) -> None:
         self._ctx = ctx
         self._tasks = tasks
         self._stopping = asyncio.Event()
@@ -47,7 +55,19 @@ class BackgroundWorkers:
 
     def start(self) -> None:
         for task in self._tasks:
-            self._running.append(asyncio.create_task(self._loop(task), name=task.name))
+            work = self._run_loop(task) if isinstance(task, LoopTask) else self._loop(task)
+            self._running.append(asyncio.create_task(work, name=task.name))
+
+    async def _run_loop(self, task: LoopTask) -> None:
+        while not self._stopping.is_set():
+            try:
+                await task.run(self._ctx, self._stopping)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background.failed", extra={"task": task.name})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
 
     async def _loop(self, task: PeriodicTask) -> None:
         while not self._stopping.is_set():

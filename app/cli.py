@@ -120,8 +120,9 @@ def _cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from app.inbound.replay import run_replay
+    from app.main import applier
 
-    return run_replay(settings, args.inbound_event_id)
+    return run_replay(settings, args.inbound_event_id, applier)
 
 
 def build_parser() -> argparse.ArgumentParser:

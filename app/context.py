@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory
+from app.inbound.ingest import InboundStore
 
 # Vendor calls: connect fast, but give a slow render status a while to answer.
 VENDOR_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
@@ -28,8 +30,16 @@ class AppContext:
     session_factory: async_sessionmaker[AsyncSession]
     # The one shared HTTP client for every vendor call.
     http: httpx.AsyncClient
+    # The ack path's one INSERT.
+    inbound: InboundStore
     # Identifies this process as the holder of row leases.
     instance_id: str = field(default_factory=_instance_id)
+    # The applier's lanes in this process, woken right after each ack.
+    arrival_listeners: set[asyncio.Event] = field(default_factory=set)
+
+    def notify_arrival(self) -> None:
+        for listener in self.arrival_listeners:
+            listener.set()
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
@@ -45,8 +55,10 @@ class AppContext:
             engine=engine,
             session_factory=create_session_factory(engine),
             http=http,
+            inbound=InboundStore(settings, engine),
         )
 
     async def aclose(self) -> None:
+        await self.inbound.aclose()
         await self.http.aclose()
         await self.engine.dispose()

@@ -1,6 +1,6 @@
 """Retention: raw inbound bodies older than `PRINTHOOK_RETENTION_DAYS` are dropped.
 
-The metadata row stays (source, dedupe key, subject, outcome, size, `body_purged_at`) as
+The metadata row stays (source, dedupe key, subject, state, size, `body_purged_at`) as
 the audit trail and so a late redelivery of a purged event is still recognised as a duplicate.
 """
 
@@ -11,14 +11,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.background import PeriodicTask
 from app.config import Settings
 from app.context import AppContext
 from app.db import utcnow
-from app.inbound.models import InboundEvent
+from app.inbound.models import FAILED, PENDING, InboundEvent
 
 log = logging.getLogger("printhook.inbound.retention")
 
@@ -41,12 +41,21 @@ def retention_cutoff(retention_days: int) -> datetime:
     return utcnow() - timedelta(days=retention_days)
 
 
+def _expired(cutoff: datetime) -> list[ColumnElement[bool]]:
+    # Pending events still need their bytes, and parked (failed) ones are kept for replay.
+    return [
+        InboundEvent.received_at < cutoff,
+        InboundEvent.body_purged_at.is_(None),
+        InboundEvent.state.not_in((PENDING, FAILED)),
+    ]
+
+
 async def count_purgeable(session: AsyncSession, cutoff: datetime) -> PurgeCount:
     """How many stored bodies, and how many bytes, a purge at `cutoff` would drop."""
     row = (
         await session.execute(
             select(func.count(), func.coalesce(func.sum(InboundEvent.body_size), 0)).where(
-                InboundEvent.received_at < cutoff, InboundEvent.body_purged_at.is_(None)
+                *_expired(cutoff)
             )
         )
     ).one()
@@ -62,7 +71,7 @@ async def purge_batch(session: AsyncSession, cutoff: datetime, limit: int) -> Pu
     rows = (
         await session.execute(
             select(InboundEvent.id, InboundEvent.body_size)
-            .where(InboundEvent.received_at < cutoff, InboundEvent.body_purged_at.is_(None))
+            .where(*_expired(cutoff))
             .order_by(InboundEvent.received_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

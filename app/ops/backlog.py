@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db import utcnow
-from app.ops.metrics import NON_FINAL, OLDEST_NON_FINAL_AGE
+from app.inbound.models import FAILED, PENDING, InboundEvent
+from app.ops.metrics import (
+    INBOUND_OLDEST_PENDING_AGE,
+    INBOUND_PARKED,
+    INBOUND_PENDING,
+    NON_FINAL,
+    OLDEST_NON_FINAL_AGE,
+)
 from app.printess.models import PrintessJob
 from app.printmotor.models import PrintmotorOrder
 from app.printmotor.transition import DONE_STATUSES
@@ -33,6 +40,34 @@ async def refresh_backlog_gauges(session: AsyncSession) -> None:
         NON_FINAL.labels(kind).set(count)
         age = (now - oldest).total_seconds() if oldest is not None else 0.0
         OLDEST_NON_FINAL_AGE.labels(kind).set(max(age, 0.0))
+    await refresh_inbound_gauges(session)
+
+
+SOURCES = ("printess", "printmotor")
+
+
+async def refresh_inbound_gauges(session: AsyncSession) -> None:
+    """Pending and parked inbound events per source, and the oldest pending one's age."""
+    now = utcnow()
+    rows = (
+        await session.execute(
+            select(
+                InboundEvent.source,
+                InboundEvent.state,
+                func.count(),
+                func.min(InboundEvent.received_at),
+            )
+            .where(InboundEvent.state.in_((PENDING, FAILED)))
+            .group_by(InboundEvent.source, InboundEvent.state)
+        )
+    ).all()
+    seen = {(row[0], row[1]): (int(row[2]), row[3]) for row in rows}
+    for source in SOURCES:
+        pending, oldest = seen.get((source, PENDING), (0, None))
+        INBOUND_PENDING.labels(source).set(pending)
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        INBOUND_OLDEST_PENDING_AGE.labels(source).set(max(age, 0.0))
+        INBOUND_PARKED.labels(source).set(seen.get((source, FAILED), (0, None))[0])
 
 
 async def _count_and_oldest(

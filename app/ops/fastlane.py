@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import DATABASE_ERRORS, ProblemError, database_error_response, problem_for
@@ -23,7 +23,8 @@ class FastLane:
 
     def __init__(self, app: ASGIApp, routes: Sequence[Route]) -> None:
         self.app = app
-        self.routes = {route.path: route for route in routes}
+        self.exact = {route.path: route for route in routes if not route.param_convertors}
+        self.templated = [route for route in routes if route.param_convertors]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = None
@@ -32,7 +33,14 @@ class FastLane:
             root_path: str = scope.get("root_path", "")
             if root_path and path.startswith(root_path):
                 path = path[len(root_path) :]
-            route = self.routes.get(path)
+            route = self.exact.get(path)
+            if route is None:
+                for candidate in self.templated:
+                    match, child = candidate.matches(scope)
+                    if match == Match.FULL:
+                        route = candidate
+                        scope.update(child)
+                        break
         if route is None:
             await self.app(scope, receive, send)
             return

@@ -17,9 +17,36 @@ VENDOR_ACK_SECONDS = Histogram(
 )
 INBOUND_EVENTS = Counter(
     "printhook_inbound_events_total",
-    "Vendor requests by source and outcome "
-    "(applied, unchanged, duplicate, deferred, rejected, unauthorized, too_large)",
+    "Vendor requests by source and how the ack path answered "
+    "(accepted, duplicate, rejected, unauthorized, too_large, timeout, unavailable)",
     ["source", "outcome"],
+)
+INBOUND_APPLIED = Counter(
+    "printhook_inbound_applied_total",
+    "Inbound events handled by the applier, by source and resulting state "
+    "(applied, unchanged, rejected, failed; pending = will be retried)",
+    ["source", "state"],
+)
+APPLY_LAG_SECONDS = Histogram(
+    "printhook_inbound_apply_lag_seconds",
+    "Time from acknowledging an inbound event to applying it",
+    ["source"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+INBOUND_PENDING = Gauge(
+    "printhook_inbound_pending",
+    "Inbound events acknowledged and not applied yet",
+    ["source"],
+)
+INBOUND_OLDEST_PENDING_AGE = Gauge(
+    "printhook_inbound_oldest_pending_age_seconds",
+    "Age of the oldest inbound event not applied yet",
+    ["source"],
+)
+INBOUND_PARKED = Gauge(
+    "printhook_inbound_failed",
+    "Inbound events parked as failed (kept for replay)",
+    ["source"],
 )
 RECONCILER_POLLS = Counter(
     "printhook_reconciler_polls_total",

@@ -1,27 +1,49 @@
-"""Receiving a Printess callback: authenticate, store the raw bytes, then apply.
+"""`POST /callbacks/printess/{token}`: the ack path and Printess's part of the applier.
 
-This use case owns its transactions (like the reconciler): with verification on, the callback
-is stored and committed first, Printess is asked outside any transaction, and the answer is
-applied in a second one. The caller answers 200 only after `handle_callback` returns, i.e. after
-everything it did is committed.
+The request authenticates the token (a short lookup, committed before the body is read, so no
+transaction is held while a slow body trickles in), reads the body within the limit and the
+deadline, checks it is a JSON object naming its job, stores the raw bytes as `pending` and
+answers `200 {"ok":true,"eventId":<id>}`.
+
+The applier then parses the callback and applies it through `service.apply_status`, the one
+transition. With verification on (a service token is configured) the callback is only a
+trigger: the job is re-read through status/get, waiting for a slot of the shared budget, and
+identity fields (reference, orderId, templateName) come from printhook's own submission or
+from status/get, never from the unsigned body.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app import ratelimit
-from app.config import Settings
 from app.context import AppContext
 from app.db import utcnow
-from app.inbound.service import record_inbound, set_outcome
+from app.errors import NotFound
+from app.inbound.ack import (
+    DatabaseUnavailable,
+    RequestTimeout,
+    Unusable,
+    ack_response,
+    json_object,
+    read_body,
+    subject_text,
+)
+from app.inbound.applier import PendingEvent, Reject, RetryLater
+from app.inbound.ingest import Arrival, StoreUnavailable
+from app.inbound.models import REJECTED
+from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
 from app.printess import service
 from app.printess.client import PrintessClient, PrintessError, PrintessThrottled
 from app.printess.models import PrintessJob, PrintessSubmission
@@ -29,55 +51,55 @@ from app.printess.schemas import JobStatus, PayloadError, parse_status, parse_st
 
 log = logging.getLogger("printhook.printess.callback")
 
+SOURCE = "printess"
 STATUS_BUDGET = "printess.status"
-# A callback waits at most this long for a status/get slot; beyond it the reconciler finishes.
-MAX_SLOT_WAIT = 1.0
-
-
-class CallbackUnauthorized(Exception):
-    """The token in the URL is neither a per-job token nor the shared callback secret."""
-
-
-class CallbackRejected(Exception):
-    """An authenticated callback that cannot be applied (stored as rejected)."""
+# Tokens longer than this are not ours: refused without a lookup.
+MAX_TOKEN_LENGTH = 512
+# A status/get batch should finish well within the applier's lease.
+MAX_BATCH_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class CallbackAuth:
-    # The job a per-job token belongs to, when it is known already.
-    job_id: str | None
-    reference: str | None = None
-    template_name: str | None = None
-    # A submission whose produce answer has not been stored (yet): the callback came first.
-    open_submission_id: int | None = None
+    """Who the token says the callback is about; stored with the event as `auth_context`."""
+
+    # "job:<jobId>" (a per-job token of a known job), "submission:<id>" (a per-job token whose
+    # produce answer may not be stored yet) or "secret" (the shared callback secret).
+    context: str
+    job_id: str | None = None
 
 
-async def authenticate(session: AsyncSession, settings: Settings, token: str) -> CallbackAuth:
+async def authenticate(ctx: AppContext, token: str) -> CallbackAuth | None:
     """Look the token up by its sha256 (an index lookup on a hash reveals nothing about the
-    token), or compare it with the shared secret in constant time."""
-    if 0 < len(token) <= 512:
-        digest = service.hash_token(token)
-        job_id = await session.scalar(
-            select(PrintessJob.job_id).where(PrintessJob.callback_token_hash == digest)
-        )
-        if job_id is not None:
-            return CallbackAuth(job_id=job_id)
-        submission = await session.scalar(
-            select(PrintessSubmission).where(PrintessSubmission.callback_token_hash == digest)
-        )
-        if submission is not None:
-            return CallbackAuth(
-                job_id=submission.job_id,
-                reference=submission.reference,
-                template_name=submission.template_name,
-                open_submission_id=submission.id if submission.state == "in_flight" else None,
-            )
-    secret = settings.printess_callback_secret
+    token), or compare it with the shared secret in constant time. The lookup's transaction
+    is over before the caller reads the body."""
+    secret = ctx.settings.printess_callback_secret
     if secret is not None and hmac.compare_digest(
         token.encode(), secret.get_secret_value().encode()
     ):
-        return CallbackAuth(job_id=None)
-    raise CallbackUnauthorized
+        return CallbackAuth("secret")
+    if not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        return None
+    digest = service.hash_token(token)
+    async with ctx.session_factory() as session:
+        job_id = await session.scalar(
+            select(PrintessJob.job_id).where(PrintessJob.callback_token_hash == digest)
+        )
+        submission = None
+        if job_id is None:
+            submission = (
+                await session.execute(
+                    select(PrintessSubmission.id, PrintessSubmission.job_id).where(
+                        PrintessSubmission.callback_token_hash == digest
+                    )
+                )
+            ).first()
+        await session.commit()
+    if job_id is not None:
+        return CallbackAuth(f"job:{job_id}", job_id)
+    if submission is not None:
+        return CallbackAuth(f"submission:{submission.id}", submission.job_id)
+    return None
 
 
 def dedupe_key(body: bytes) -> str:
@@ -85,107 +107,187 @@ def dedupe_key(body: bytes) -> str:
     return "callback:" + hashlib.sha256(body).hexdigest()
 
 
-async def handle_callback(
-    ctx: AppContext, session: AsyncSession, auth: CallbackAuth, body: bytes
-) -> str:
-    """Process one authenticated callback; return its outcome (applied, unchanged, duplicate,
-    deferred). Raises CallbackRejected (stored as rejected). Database errors propagate, so the
-    vendor gets 503 and retries.
-    """
-    status: JobStatus | None = None
-    error: str | None = None
+def arrival_for(auth: CallbackAuth, body: bytes) -> Arrival:
+    """What to store for an authenticated body: pending with its jobId, or rejected."""
+    payload = json_object(body)
     try:
-        status = parse_status_bytes(body)
-    except PayloadError as exc:
-        error = str(exc)
-    if status is not None and auth.job_id is not None and status.job_id != auth.job_id:
-        error, status = "the callback token belongs to another job", None
-    inbound_id = await record_inbound(
+        if isinstance(payload, str):
+            raise Unusable(payload)
+        job_id = subject_text(payload.get("jobId"), "jobId")
+        if auth.job_id is not None and job_id != auth.job_id:
+            raise Unusable("the callback token belongs to another job")
+    except Unusable as exc:
+        return Arrival(
+            SOURCE, dedupe_key(body), body, None, "callback", auth.context, REJECTED, exc.detail
+        )
+    return Arrival(SOURCE, dedupe_key(body), body, job_id, "callback", auth.context)
+
+
+async def printess_callback(scope: Scope, receive: Receive) -> Response:
+    """Authenticate and store one callback; `200 {"ok":true,"eventId":<id>}` once durable."""
+    started = time.perf_counter()
+    ctx: AppContext = scope["app"].state.ctx
+    token: str = scope["path_params"]["token"]
+    # The token is checked before the body is even read.
+    auth = await authenticate(ctx, token)
+    if auth is None:
+        INBOUND_EVENTS.labels(SOURCE, "unauthorized").inc()
+        log.warning("printess.callback.unauthorized")
+        raise NotFound("no such callback")
+    try:
+        body = await read_body(receive, ctx.settings.body_timeout.total_seconds())
+    except RequestTimeout:
+        INBOUND_EVENTS.labels(SOURCE, "timeout").inc()
+        raise
+    arrival = arrival_for(auth, body)
+    try:
+        stored = await ctx.inbound.store(arrival)
+    except StoreUnavailable as exc:
+        INBOUND_EVENTS.labels(SOURCE, "unavailable").inc()
+        log.warning("printess.callback.db_unavailable", extra={"error_class": str(exc)})
+        raise DatabaseUnavailable("retry later", headers={"Retry-After": "5"}) from None
+    if stored.state == REJECTED:
+        INBOUND_EVENTS.labels(SOURCE, "rejected").inc()
+        log.warning(
+            "printess.callback.rejected",
+            extra={"inbound_event_id": stored.event_id, "reason": arrival.error},
+        )
+        raise Unusable(arrival.error or "the callback is unusable", eventId=stored.event_id)
+    if stored.is_duplicate:
+        INBOUND_EVENTS.labels(SOURCE, "duplicate").inc()
+    else:
+        INBOUND_EVENTS.labels(SOURCE, "accepted").inc()
+        ctx.notify_arrival()
+    VENDOR_ACK_SECONDS.labels(SOURCE).observe(time.perf_counter() - started)
+    return ack_response(stored)
+
+
+class _CallbackEndpoint:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await printess_callback(scope, receive)
+        await response(scope, receive, send)
+
+
+callback_route = Route("/callbacks/printess/{token}", _CallbackEndpoint(), methods=["POST"])
+
+
+# --- the applier's part ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    callback: JobStatus
+    # The verified status/get answer (verification on and the job not final yet).
+    verified: JobStatus | None
+
+
+class PrintessApplier:
+    """Printess's part of the applier: parse a stored callback, verify it, apply it."""
+
+    source = SOURCE
+
+    def batch_limit(self, ctx: AppContext) -> int:
+        if not ctx.settings.verify_printess_callbacks:
+            return ctx.settings.apply_batch_size
+        # Each event may wait for a status/get slot: keep a batch well inside its lease.
+        per_batch = int(ctx.settings.printess_status_rate * MAX_BATCH_SECONDS)
+        return max(1, min(ctx.settings.apply_batch_size, per_batch))
+
+    async def prepare(self, ctx: AppContext, event: PendingEvent) -> Prepared:
+        assert event.body is not None
+        try:
+            callback = parse_status_bytes(event.body)
+        except PayloadError as exc:
+            raise Reject(str(exc)) from None
+        if not ctx.settings.verify_printess_callbacks:
+            return Prepared(callback, None)
+        async with ctx.session_factory() as session:
+            status = await session.scalar(
+                select(PrintessJob.status).where(PrintessJob.job_id == callback.job_id)
+            )
+            await session.commit()
+        if status is not None and status != "pending":
+            return Prepared(callback, None)  # final already: nothing to verify
+        return Prepared(callback, await _read_status(ctx, callback.job_id))
+
+    async def apply(
+        self, ctx: AppContext, session: AsyncSession, event: PendingEvent, prepared: Any
+    ) -> bool:
+        assert isinstance(prepared, Prepared)
+        return await apply_callback(ctx, session, event, prepared)
+
+
+async def _read_status(ctx: AppContext, job_id: str) -> JobStatus:
+    """status/get within the shared budget: waits for a slot (and then uses it)."""
+    factory = ctx.session_factory
+    paused = await ratelimit.paused_until(factory, STATUS_BUDGET)
+    if paused is not None:
+        raise RetryLater("Printess status/get is throttled", at=paused, counts=False)
+    await ratelimit.take_slot(factory, STATUS_BUDGET, ctx.settings.printess_status_rate)
+    try:
+        answer = parse_status(await PrintessClient(ctx.http, ctx.settings).get_status(job_id))
+    except PrintessThrottled as exc:
+        until = await ratelimit.pause(factory, STATUS_BUDGET, exc.retry_after)
+        log.info("printess.callback.throttled", extra={"job_id": job_id})
+        raise RetryLater("Printess status/get is throttled", at=until, counts=False) from None
+    except (PrintessError, PayloadError) as exc:
+        raise RetryLater(f"Printess status/get failed: {type(exc).__name__}") from None
+    if answer.job_id != job_id:
+        raise RetryLater("Printess status/get answered for another job")
+    return answer
+
+
+async def apply_callback(
+    ctx: AppContext, session: AsyncSession, event: PendingEvent, prepared: Prepared
+) -> bool:
+    """Create or find the job, settle its submission, apply the (verified) status."""
+    callback = prepared.callback
+    verify = ctx.settings.verify_printess_callbacks
+    submission = await _submission(session, event.auth_context)
+    if verify:
+        # Identity comes from our own submission or from status/get, never from the body.
+        reference = submission.reference if submission is not None else None
+        template_name = submission.template_name if submission is not None else None
+        order_id = None
+    else:
+        reference = submission.reference if submission is not None else callback.external_order_id
+        template_name = (
+            submission.template_name if submission is not None else callback.template_name
+        )
+        order_id = callback.order_id
+    job, created = await service.ensure_job(
         session,
-        source="printess",
-        dedupe_key=dedupe_key(body),
-        body=body,
-        outcome="received" if status is not None else "rejected",
-        subject_id=status.job_id if status is not None else None,
-        event_type="callback",
-        error=error,
-    )
-    if inbound_id is None:
-        await session.commit()
-        return "duplicate"
-    if status is None:
-        await session.commit()
-        raise CallbackRejected(error)
-    job, _ = await service.ensure_job(
-        session,
-        status.job_id,
+        callback.job_id,
         event_type="printess.job.tracked",
-        reference=auth.reference or status.external_order_id,
-        template_name=auth.template_name or status.template_name,
-        printess_order_id=status.order_id,
+        reference=reference,
+        template_name=template_name,
+        printess_order_id=order_id,
         next_poll_at=utcnow(),
-        inbound_event_id=inbound_id,
+        inbound_event_id=event.id,
     )
-    if auth.open_submission_id is not None:
+    if submission is not None and submission.state == "in_flight":
         # The produce answer may never be stored (crash, database outage): the callback tells
         # us the jobId, so repeats of the submission find the job.
         await session.execute(
             update(PrintessSubmission)
-            .where(
-                PrintessSubmission.id == auth.open_submission_id,
-                PrintessSubmission.state == "in_flight",
-            )
-            .values(state="done", job_id=status.job_id, updated_at=utcnow())
+            .where(PrintessSubmission.id == submission.id, PrintessSubmission.state == "in_flight")
+            .values(state="done", job_id=callback.job_id, updated_at=utcnow())
         )
-    if not ctx.settings.verify_printess_callbacks or job.is_final:
-        # Verification off: the body is applied as sent. A final job changes for no one.
-        changed = await service.apply_status(
-            session, job, status, finalized_by="callback", inbound_event_id=inbound_id
-        )
-        outcome = "applied" if changed else "unchanged"
-        await set_outcome(session, inbound_id, outcome)
-        await session.commit()
-        return outcome
-
-    # Verification on: the body is a trigger. Commit it as deferred first, so that if asking
-    # Printess fails (or we crash), the event is durable and the reconciler finishes the job.
-    await set_outcome(session, inbound_id, "deferred")
-    await session.commit()
-    answer = await _read_status(ctx, status.job_id)
-    locked = await service.lock_job(session, status.job_id)
-    assert locked is not None
-    if answer is None or answer.job_id != status.job_id:
-        if not locked.is_final:
-            locked.next_poll_at = utcnow()
-        await session.commit()
-        return "deferred"
+    status = callback if not verify else prepared.verified
+    if status is None:
+        # Verification on and the job was final when we looked: nothing to learn.
+        return created
     changed = await service.apply_status(
-        session, locked, answer, finalized_by="callback", inbound_event_id=inbound_id
+        session, job, status, finalized_by="callback", inbound_event_id=event.id
     )
-    outcome = "applied" if changed else "unchanged"
-    await set_outcome(session, inbound_id, outcome)
-    await session.commit()
-    return outcome
+    return changed or created
 
 
-async def _read_status(ctx: AppContext, job_id: str) -> JobStatus | None:
-    """Ask status/get within the shared budget; None when that is not possible right now."""
-    factory = ctx.session_factory
-    if await ratelimit.paused_until(factory, STATUS_BUDGET) is not None:
+async def _submission(session: AsyncSession, auth_context: str | None) -> PrintessSubmission | None:
+    if not auth_context or not auth_context.startswith("submission:"):
         return None
-    wait = await ratelimit.reserve_slot(factory, STATUS_BUDGET, ctx.settings.printess_status_rate)
-    if wait > MAX_SLOT_WAIT:
-        return None
-    if wait:
-        await asyncio.sleep(wait)
     try:
-        return parse_status(await PrintessClient(ctx.http, ctx.settings).get_status(job_id))
-    except PrintessThrottled as exc:
-        await ratelimit.pause(factory, STATUS_BUDGET, exc.retry_after)
-        log.info("printess.callback.deferred", extra={"job_id": job_id, "reason": "throttled"})
-    except (PrintessError, PayloadError) as exc:
-        log.info(
-            "printess.callback.deferred",
-            extra={"job_id": job_id, "reason": type(exc).__name__},
-        )
-    return None
+        submission_id = int(auth_context.removeprefix("submission:"))
+    except ValueError:
+        return None
+    return await session.get(PrintessSubmission, submission_id)

@@ -1,55 +1,20 @@
-"""HTTP for Printess: the vendor callback and the shop's job API."""
+"""HTTP for Printess: the shop's job API (the vendor callback is in `callbacks.py`)."""
 
 from __future__ import annotations
 
-import logging
-import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 
 from app.deps import ContextDep, SessionDep, ShopKey
 from app.errors import BadRequest, NotFound
-from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
 from app.printess import service, submit
-from app.printess.callbacks import (
-    CallbackRejected,
-    CallbackUnauthorized,
-    authenticate,
-    handle_callback,
-)
 from app.printess.schemas import JobOut, JobPage, TrackJobRequest, decode_cursor, encode_cursor
 
-log = logging.getLogger("printhook.printess.callback")
 router = APIRouter()
 
 JobId = Annotated[str, Path(min_length=1, max_length=128)]
-
-
-@router.post("/callbacks/printess/{token}", tags=["vendor"], include_in_schema=False)
-async def printess_callback(
-    token: str, request: Request, ctx: ContextDep, session: SessionDep
-) -> JSONResponse:
-    """Printess calls this when a job finishes. 200 only once the callback is durable."""
-    started = time.perf_counter()
-    try:
-        # The token is checked before the body is even read.
-        auth = await authenticate(session, ctx.settings, token)
-    except CallbackUnauthorized:
-        INBOUND_EVENTS.labels("printess", "unauthorized").inc()
-        log.warning("printess.callback.unauthorized")
-        raise NotFound("no such callback") from None
-    try:
-        outcome = await handle_callback(ctx, session, auth, await request.body())
-    except CallbackRejected as exc:
-        INBOUND_EVENTS.labels("printess", "rejected").inc()
-        log.warning("printess.callback.rejected", extra={"reason": str(exc)})
-        raise BadRequest(str(exc)) from None
-    INBOUND_EVENTS.labels("printess", outcome).inc()
-    VENDOR_ACK_SECONDS.labels("printess").observe(time.perf_counter() - started)
-    return JSONResponse({"ok": True})
 
 
 @router.post("/v1/printess/jobs", status_code=201, response_model=JobOut, tags=["printess"])

@@ -12,19 +12,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.context import AppContext
 from app.db import dialect_insert, utcnow
 from app.feed.service import append_event
-from app.inbound.models import InboundEvent
-from app.inbound.service import set_outcome
-from app.printess.client import PrintessClient, PrintessError
 from app.printess.models import PrintessJob
 from app.printess.schemas import (
     JobStatus,
-    PayloadError,
     job_event_data,
-    parse_status,
-    parse_status_bytes,
 )
 
 log = logging.getLogger("printhook.printess")
@@ -216,44 +209,3 @@ async def list_jobs(
         )
     query = query.order_by(PrintessJob.updated_at, PrintessJob.job_id).limit(limit)
     return list((await session.scalars(query)).all())
-
-
-async def replay_inbound_event(ctx: AppContext, session: AsyncSession, event: InboundEvent) -> str:
-    """Re-apply a stored Printess callback through the same transition (finalized_by "replay").
-
-    With verification on, the stored body is only a trigger, as for a live callback: the job is
-    re-read from Printess (inside the caller's transaction: replay is a rare manual action).
-    Returns "applied", "unchanged", "rejected" or "deferred" (Printess could not be asked; the
-    reconciler will). Replaying an already-applied event changes nothing.
-    """
-    if event.source != "printess" or event.body is None:
-        return "rejected"
-    try:
-        status = parse_status_bytes(event.body)
-    except PayloadError as exc:
-        await set_outcome(session, event.id, "rejected", str(exc))
-        return "rejected"
-    job, _ = await ensure_job(
-        session,
-        status.job_id,
-        event_type="printess.job.tracked",
-        reference=status.external_order_id,
-        next_poll_at=utcnow(),
-        inbound_event_id=event.id,
-    )
-    if ctx.settings.verify_printess_callbacks and not job.is_final:
-        try:
-            answer = await PrintessClient(ctx.http, ctx.settings).get_status(status.job_id)
-            status = parse_status(answer)
-        except (PrintessError, PayloadError) as exc:
-            job.next_poll_at = utcnow()
-            await set_outcome(session, event.id, "deferred", type(exc).__name__)
-            return "deferred"
-    changed = await apply_status(
-        session, job, status, finalized_by="replay", inbound_event_id=event.id
-    )
-    outcome = "applied" if changed else "unchanged"
-    # Keep the record of what the event did the first time; only settle open outcomes.
-    if changed or event.outcome in ("deferred", "received"):
-        await set_outcome(session, event.id, outcome)
-    return outcome

@@ -11,14 +11,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.context import AppContext
 from app.db import dialect_insert, utcnow
 from app.feed.service import append_event
-from app.inbound.models import InboundEvent
-from app.inbound.service import body_digest, record_inbound, set_outcome
 from app.printmotor.models import PrintmotorOrder, PrintmotorPlacement
 from app.printmotor.transition import Decision, Observation, decide, feed_data, status_of
 
@@ -191,72 +188,3 @@ async def apply_observation(
             await _finish(session, current, decision, obs, inbound_event_id)
             return decision.outcome
     raise RuntimeError("printmotor order creation kept conflicting")
-
-
-async def handle_webhook(
-    session: AsyncSession, body: bytes, *, stale_after: timedelta
-) -> tuple[str, str | None]:
-    """Record and apply one verified webhook body; return (outcome, error).
-
-    outcome: applied | unchanged | duplicate (the same bytes were stored before: nothing is
-    written) | rejected (stored with the reason; the caller answers 400). The caller commits.
-    """
-    dedupe_key = body_digest(body)
-    try:
-        obs = parse_webhook(body)
-    except InvalidPayload as exc:
-        stored = await record_inbound(
-            session,
-            source=SOURCE,
-            dedupe_key=dedupe_key,
-            body=body,
-            outcome="rejected",
-            error=str(exc),
-        )
-        del stored  # a re-sent bad body is answered the same way: 400
-        return "rejected", str(exc)
-
-    for _ in range(3):
-        now = utcnow()
-        current = await _locked_order(session, obs.order_number)
-        decision = decide(current, obs, now=now, stale_after=stale_after)
-        # Dedupe after the lock and before any write: a duplicate writes nothing at all.
-        inbound_id = await record_inbound(
-            session,
-            source=SOURCE,
-            dedupe_key=dedupe_key,
-            body=body,
-            outcome=decision.outcome,
-            subject_id=obs.order_number,
-            event_type=obs.event_type,
-        )
-        if inbound_id is None:
-            return "duplicate", None
-        if await _write(session, decision, obs.order_number):
-            await _finish(session, current, decision, obs, inbound_id)
-            return decision.outcome, None
-        # Lost a race creating the order: undo the log row and decide again on the real row.
-        await session.execute(delete(InboundEvent).where(InboundEvent.id == inbound_id))
-    raise RuntimeError("printmotor order creation kept conflicting")
-
-
-async def replay_inbound_event(ctx: AppContext, session: AsyncSession, event: InboundEvent) -> str:
-    """Re-apply a stored Printmotor webhook through the same transition.
-
-    Returns applied | unchanged | rejected. Replaying an event already applied changes nothing
-    (the transition is idempotent). An event that now applies gets outcome `applied`.
-    The caller commits.
-    """
-    if event.body is None:
-        log.warning("printmotor.replay.body_purged", extra={"inbound_event_id": event.id})
-        return "rejected"
-    try:
-        obs = parse_webhook(event.body)
-    except InvalidPayload:
-        return "rejected"
-    outcome = await apply_observation(
-        session, obs, stale_after=ctx.settings.printmotor_stale_after, inbound_event_id=event.id
-    )
-    if outcome == "applied" and event.outcome != "applied":
-        await set_outcome(session, event.id, "applied")
-    return outcome

@@ -56,14 +56,15 @@ def inbound_event(
     *,
     age: timedelta = timedelta(0),
     subject_id: str | None = None,
-    outcome: str = "applied",
+    state: str = "applied",
 ) -> InboundEvent:
     return InboundEvent(
         source=source,
         dedupe_key=dedupe_key,
         received_at=utcnow() - age,
         subject_id=subject_id,
-        outcome=outcome,
+        state=state,
+        attempts=0,
         body_size=len(body),
         body=body,
     )

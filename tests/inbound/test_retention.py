@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.context import AppContext
 from app.inbound.models import InboundEvent
 from app.inbound.retention import purge_expired_bodies
-from app.inbound.service import record_inbound
+from app.inbound.ingest import Arrival
 from tests.inbound.conftest import CommandRunner, inbound_event
 from tests.support.helpers import db_session, make_settings, running_app, wait_for
 
@@ -54,7 +54,7 @@ async def test_purge_drops_only_expired_bodies_in_batches_and_keeps_the_rows(
         assert row.body is None
         assert row.body_purged_at is not None
         assert row.body_size == len(b'{"old":%d}' % n)
-        assert row.outcome == "applied"
+        assert row.state == "applied"
     assert stored["new-0"].body == b'{"new":0}'
     assert stored["new-1"].body == b'{"new":1}'
     assert stored["new-1"].body_purged_at is None
@@ -104,10 +104,28 @@ async def test_a_redelivery_of_a_purged_event_is_still_a_duplicate(database_url:
         await purge_expired_bodies(ctx)
     finally:
         await ctx.aclose()
-    async with db_session(database_url) as session:
-        again = await record_inbound(
-            session, source="printmotor", dedupe_key="old-0", body=b"{}", outcome="applied"
-        )
-        await session.commit()
-    assert again is None
+    ctx = AppContext.create(make_settings(database_url))
+    try:
+        again = await ctx.inbound.store(Arrival("printmotor", "old-0", b"{}", "6912"))
+    finally:
+        await ctx.aclose()
+    assert again.is_duplicate
+    assert again.state == "applied"
     assert len(await rows(database_url)) == 1
+
+
+async def test_pending_and_parked_bodies_are_never_purged(database_url: str) -> None:
+    async with db_session(database_url) as session:
+        for state in ("pending", "failed", "rejected"):
+            session.add(inbound_event("printmotor", state, b"{}", age=OLD, state=state))
+        await session.commit()
+    ctx = AppContext.create(make_settings(database_url, retention_days=30))
+    try:
+        purged = await purge_expired_bodies(ctx)
+    finally:
+        await ctx.aclose()
+    assert purged.events == 1
+    stored = await rows(database_url)
+    assert stored["pending"].body == b"{}"
+    assert stored["failed"].body == b"{}"
+    assert stored["rejected"].body is None

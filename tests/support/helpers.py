@@ -37,13 +37,33 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+VENDOR_PATHS = ("/webhooks/printmotor", "/callbacks/printess/")
+
+
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app with its lifespan running, and an in-process client for it."""
+async def running_app(
+    settings: Settings, *, apply: bool = True
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan running, and an in-process client for it.
+
+    Tests run without background work; with `apply` (the default) the client runs the real
+    applier after every acknowledged vendor request, so a test can assert on the applied
+    state right after posting. Tests of the ack path itself pass `apply=False`.
+    """
     app = create_app(settings)
+
+    async def applied(response: httpx.Response) -> None:
+        path = response.request.url.path
+        if apply and response.status_code == 200 and any(p in path for p in VENDOR_PATHS):
+            await app.state.applier.drain()
+
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://printhook.test") as c:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://printhook.test",
+            event_hooks={"response": [applied]},
+        ) as c:
             yield app, c
 
 
@@ -95,3 +115,9 @@ async def db_session(database_url: str) -> AsyncIterator[AsyncSession]:
             yield session
     finally:
         await engine.dispose()
+
+
+async def apply_pending(app: FastAPI) -> int:
+    """Run the applier until no inbound event is due (tests run without background work)."""
+    count: int = await app.state.applier.drain()
+    return count

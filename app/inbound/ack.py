@@ -74,14 +74,15 @@ def json_object(body: bytes) -> dict[str, Any] | str:
     return payload
 
 
-def subject_text(value: object, name: str, limit: int = 128) -> str:
+def subject_text(value: object, name: str, *, limit: int = 128, numbers: bool = True) -> str:
     """A subject id as stored (str of an int, or a clean string), or Unusable."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
     elif isinstance(value, str):
         text = value.strip()
     else:
-        raise Unusable(f"{name} is missing or not a string or number")
+        kinds = "a string or number" if numbers else "a string"
+        raise Unusable(f"{name} is missing or not {kinds}")
     if not text:
         raise Unusable(f"{name} is empty")
     if len(text) > limit:

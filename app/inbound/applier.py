@@ -83,6 +83,16 @@ class PendingEvent:
     received_at: datetime
     attempts: int
     state: str
+    # Applied again by hand (`printhook replay`, the operator API), not by the applier loop.
+    is_replay: bool = False
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What applying an event did; `note` is kept on the row (e.g. "verification deferred")."""
+
+    changed: bool
+    note: str | None = None
 
 
 class VendorApplier(Protocol):
@@ -100,8 +110,8 @@ class VendorApplier(Protocol):
 
     async def apply(
         self, ctx: AppContext, session: AsyncSession, event: PendingEvent, prepared: Any
-    ) -> bool:
-        """Apply through the vendor's transition in `session`; True when something changed.
+    ) -> Effect:
+        """Apply through the vendor's transition in `session`; say whether something changed.
         Never commits: the applier records the event's state in the same transaction."""
         ...
 
@@ -127,6 +137,10 @@ def describe_error(exc: BaseException) -> str:
         return f"database refused the change ({name}{', SQLSTATE ' + code if code else ''})"
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _outcome(effect: Effect) -> Outcome:
+    return Outcome(APPLIED if effect.changed else UNCHANGED, effect.note)
 
 
 def _refused_data(exc: BaseException) -> bool:
@@ -234,8 +248,8 @@ class Applier:
             async with self.ctx.session_factory() as session:
                 applied = dict(outcomes)
                 for event, prepared in ready:
-                    changed = await vendor.apply(self.ctx, session, event, prepared)
-                    applied[event.id] = Outcome(APPLIED if changed else UNCHANGED)
+                    effect = await vendor.apply(self.ctx, session, event, prepared)
+                    applied[event.id] = _outcome(effect)
                 await self._record(session, events, applied)
                 await session.commit()
             outcomes = applied
@@ -259,8 +273,7 @@ class Applier:
         for event, prepared in ready:
             try:
                 async with self.ctx.session_factory() as session:
-                    changed = await vendor.apply(self.ctx, session, event, prepared)
-                    outcome = Outcome(APPLIED if changed else UNCHANGED)
+                    outcome = _outcome(await vendor.apply(self.ctx, session, event, prepared))
                     await self._record(session, [event], {event.id: outcome})
                     await session.commit()
             except Exception as exc:
@@ -424,6 +437,7 @@ class Applier:
             row.received_at,
             row.attempts,
             row.state,
+            is_replay=True,
         )
         try:
             prepared = await vendor.prepare(self.ctx, event)
@@ -436,11 +450,11 @@ class Applier:
         else:
             try:
                 async with self.ctx.session_factory() as session:
-                    changed = await vendor.apply(self.ctx, session, event, prepared)
-                    state = APPLIED if changed or row.state == APPLIED else UNCHANGED
-                    await self._record(session, [event], {event.id: Outcome(state)})
+                    effect = await vendor.apply(self.ctx, session, event, prepared)
+                    state = APPLIED if effect.changed or row.state == APPLIED else UNCHANGED
+                    outcome = Outcome(state, effect.note)
+                    await self._record(session, [event], {event.id: outcome})
                     await session.commit()
-                    outcome = Outcome(state)
             except Exception as exc:
                 if is_database_unavailable(exc):
                     raise

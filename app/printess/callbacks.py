@@ -19,6 +19,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -40,7 +41,7 @@ from app.inbound.ack import (
     read_body,
     subject_text,
 )
-from app.inbound.applier import PendingEvent, Reject, RetryLater
+from app.inbound.applier import Effect, PendingEvent, Reject
 from app.inbound.ingest import Arrival, StoreUnavailable
 from app.inbound.models import REJECTED
 from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
@@ -113,7 +114,7 @@ def arrival_for(auth: CallbackAuth, body: bytes) -> Arrival:
     try:
         if isinstance(payload, str):
             raise Unusable(payload)
-        job_id = subject_text(payload.get("jobId"), "jobId")
+        job_id = subject_text(payload.get("jobId"), "jobId", numbers=False)
         if auth.job_id is not None and job_id != auth.job_id:
             raise Unusable("the callback token belongs to another job")
     except Unusable as exc:
@@ -179,6 +180,14 @@ class Prepared:
     callback: JobStatus
     # The verified status/get answer (verification on and the job not final yet).
     verified: JobStatus | None
+    # Verification could not happen now: the job is tracked and the reconciler polls it then.
+    deferred: Deferred | None = None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    reason: str
+    poll_at: datetime
 
 
 class PrintessApplier:
@@ -208,38 +217,50 @@ class PrintessApplier:
             await session.commit()
         if status is not None and status != "pending":
             return Prepared(callback, None)  # final already: nothing to verify
-        return Prepared(callback, await _read_status(ctx, callback.job_id))
+        answer = await _read_status(ctx, callback.job_id)
+        if isinstance(answer, Deferred):
+            return Prepared(callback, None, answer)
+        return Prepared(callback, answer)
 
     async def apply(
         self, ctx: AppContext, session: AsyncSession, event: PendingEvent, prepared: Any
-    ) -> bool:
+    ) -> Effect:
         assert isinstance(prepared, Prepared)
         return await apply_callback(ctx, session, event, prepared)
 
 
-async def _read_status(ctx: AppContext, job_id: str) -> JobStatus:
-    """status/get within the shared budget: waits for a slot (and then uses it)."""
+async def _read_status(ctx: AppContext, job_id: str) -> JobStatus | Deferred:
+    """status/get within the shared budget: waits for a slot, then uses it.
+
+    When Printess cannot be asked now (the budget is paused after a 429, or the call fails)
+    the answer is Deferred: the job is tracked and the reconciler verifies it later, so a
+    Printess outage never parks callbacks.
+    """
     factory = ctx.session_factory
     paused = await ratelimit.paused_until(factory, STATUS_BUDGET)
     if paused is not None:
-        raise RetryLater("Printess status/get is throttled", at=paused, counts=False)
+        return Deferred("Printess status/get is throttled", paused)
     await ratelimit.take_slot(factory, STATUS_BUDGET, ctx.settings.printess_status_rate)
     try:
         answer = parse_status(await PrintessClient(ctx.http, ctx.settings).get_status(job_id))
     except PrintessThrottled as exc:
         until = await ratelimit.pause(factory, STATUS_BUDGET, exc.retry_after)
         log.info("printess.callback.throttled", extra={"job_id": job_id})
-        raise RetryLater("Printess status/get is throttled", at=until, counts=False) from None
+        return Deferred("Printess status/get is throttled", until)
     except (PrintessError, PayloadError) as exc:
-        raise RetryLater(f"Printess status/get failed: {type(exc).__name__}") from None
+        log.info(
+            "printess.callback.deferred",
+            extra={"job_id": job_id, "reason": type(exc).__name__},
+        )
+        return Deferred(f"Printess status/get failed ({type(exc).__name__})", utcnow())
     if answer.job_id != job_id:
-        raise RetryLater("Printess status/get answered for another job")
+        return Deferred("Printess status/get answered for another job", utcnow())
     return answer
 
 
 async def apply_callback(
     ctx: AppContext, session: AsyncSession, event: PendingEvent, prepared: Prepared
-) -> bool:
+) -> Effect:
     """Create or find the job, settle its submission, apply the (verified) status."""
     callback = prepared.callback
     verify = ctx.settings.verify_printess_callbacks
@@ -273,14 +294,23 @@ async def apply_callback(
             .where(PrintessSubmission.id == submission.id, PrintessSubmission.state == "in_flight")
             .values(state="done", job_id=callback.job_id, updated_at=utcnow())
         )
+    deferred = prepared.deferred
+    if deferred is not None:
+        if not job.is_final and (job.next_poll_at is None or job.next_poll_at > deferred.poll_at):
+            job.next_poll_at = deferred.poll_at
+        return Effect(created, f"verification deferred to the reconciler: {deferred.reason}")
     status = callback if not verify else prepared.verified
     if status is None:
         # Verification on and the job was final when we looked: nothing to learn.
-        return created
+        return Effect(created)
     changed = await service.apply_status(
-        session, job, status, finalized_by="callback", inbound_event_id=event.id
+        session,
+        job,
+        status,
+        finalized_by="replay" if event.is_replay else "callback",
+        inbound_event_id=event.id,
     )
-    return changed or created
+    return Effect(changed or created)
 
 
 async def _submission(session: AsyncSession, auth_context: str | None) -> PrintessSubmission | None:

@@ -29,7 +29,7 @@ from app.inbound.ack import (
     read_body,
     subject_text,
 )
-from app.inbound.applier import PendingEvent, Reject
+from app.inbound.applier import Effect, PendingEvent, Reject
 from app.inbound.ingest import Arrival, StoreUnavailable, body_digest
 from app.inbound.models import REJECTED
 from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
@@ -147,11 +147,11 @@ class PrintmotorApplier:
 
     async def apply(
         self, ctx: AppContext, session: AsyncSession, event: PendingEvent, prepared: Any
-    ) -> bool:
+    ) -> Effect:
         outcome = await apply_observation(
             session,
             prepared,
             stale_after=ctx.settings.printmotor_stale_after,
             inbound_event_id=event.id,
         )
-        return outcome == "applied"
+        return Effect(outcome == "applied")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ def printhook(
             code = pool.submit(main, list(args)).result()
         out, err = capsys.readouterr()
         # Keep only what the command printed, not its JSON log lines.
-        printed = "\n".join(line for line in out.splitlines() if not line.startswith("{"))
+        printed = "\n".join(line for line in out.splitlines() if not _is_log_line(line))
         return code, printed, err
 
     try:
@@ -47,6 +48,14 @@ def printhook(
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def _is_log_line(line: str) -> bool:
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and "level" in parsed
 
 
 def inbound_event(

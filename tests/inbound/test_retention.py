@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.context import AppContext
+from app.inbound.ingest import Arrival
 from app.inbound.models import InboundEvent
 from app.inbound.retention import purge_expired_bodies
-from app.inbound.ingest import Arrival
 from tests.inbound.conftest import CommandRunner, inbound_event
 from tests.support.helpers import db_session, make_settings, running_app, wait_for
 

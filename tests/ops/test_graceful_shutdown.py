@@ -21,13 +21,15 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from app.context import AppContext
 from app.db import utcnow
 from app.inbound.models import InboundEvent
+from app.main import applier
 from app.printess.models import PrintessJob
 from app.printmotor.models import PrintmotorOrder
 from app.simulator.printess import PrintessSimulator, SimulatorConfig
 from app.simulator.printmotor import FakePrintmotor, signed_headers, webhook_body
-from tests.support.helpers import db_session, serve_in_thread
+from tests.support.helpers import db_session, make_settings, serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "shutdown-test-webhook-key-0001"
@@ -150,6 +152,19 @@ async def test_sigterm_during_load_loses_nothing_acknowledged_and_releases_lease
         [n for kind, n in acked if kind == "order"],
         [n for kind, n in acked if kind == "job"],
     )
+    # Events acknowledged but not applied before the exit are still pending in the log:
+    # the next process applies them (here, the applier of a fresh context).
+    restarted = AppContext.create(
+        make_settings(
+            database_url,
+            printess_verify_callbacks=False,
+            printess_callback_secret=CALLBACK_SECRET,
+        )
+    )
+    try:
+        await applier(restarted).drain()
+    finally:
+        await restarted.aclose()
     async with db_session(database_url) as session:
         stored_orders = {
             row.order_number: row.status

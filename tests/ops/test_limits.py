@@ -14,7 +14,7 @@ from app.inbound.models import InboundEvent
 from app.main import create_app
 from app.printmotor.models import PrintmotorOrder
 from app.simulator.printmotor import signed_headers, webhook_body
-from tests.support.helpers import db_session, make_settings, serve_in_thread
+from tests.support.helpers import db_session, make_settings, serve_in_thread, wait_for
 
 LIMIT = 2048
 NO_DB = "sqlite+aiosqlite:////nonexistent-dir/printhook.db"
@@ -86,7 +86,13 @@ async def test_oversized_webhook_stores_nothing_and_the_next_good_one_lands(
     database_url: str,
 ) -> None:
     secret = "limits-test-webhook-key-0001"
-    settings = make_settings(database_url, max_body_bytes=LIMIT, printmotor_webhook_secrets=secret)
+    settings = make_settings(
+        database_url,
+        max_body_bytes=LIMIT,
+        printmotor_webhook_secrets=secret,
+        run_workers=True,  # the real applier applies the good one
+        reconcile_interval=3600,
+    )
     good = webhook_body(4100, "USER_ORDER_DELIVERED", tracking_code="JJ-LIMIT")
     padded = webhook_body(4101, "USER_ORDER_DELIVERED", description="x" * LIMIT)
     with serve_in_thread(create_app(settings)) as base:
@@ -102,10 +108,14 @@ async def test_oversized_webhook_stores_nothing_and_the_next_good_one_lands(
             accepted = await client.post(
                 "/webhooks/printmotor", content=good, headers=signed_headers(good, secret)
             )
+
+            async def applied() -> PrintmotorOrder | None:
+                async with db_session(database_url) as session:
+                    return await session.get(PrintmotorOrder, "4100")
+
+            order = await wait_for(applied)
     assert (too_large.status_code, streamed.status_code, accepted.status_code) == (413, 413, 200)
     async with db_session(database_url) as session:
         stored = (await session.scalars(select(InboundEvent.body))).all()
-        order = await session.get(PrintmotorOrder, "4100")
     assert stored == [good]
-    assert order is not None
     assert (order.status, order.tracking_code) == ("delivered", "JJ-LIMIT")

@@ -51,6 +51,10 @@ async def test_traffic_with_every_kind_of_secret_logs_none_of_them(
             printmotor_password=PRINTMOTOR_PASSWORD,
             printmotor_service="printhook-service",
             printess_status_rate=50,
+            # The real background applier (and its logs) takes part.
+            run_workers=True,
+            reconcile_interval=3600,
+            printmotor_api_url="http://127.0.0.1:9",
         )
         with serve_in_thread(create_app(settings)) as base:
             printess.config.callback_base_url = base

@@ -28,7 +28,7 @@ async def events_of(database_url: str, job_id: str) -> list[str]:
 async def inbound_outcomes(database_url: str) -> list[str]:
     async with db_session(database_url) as session:
         rows = await session.scalars(
-            select(InboundEvent.outcome)
+            select(InboundEvent.state)
             .where(InboundEvent.source == "printess")
             .order_by(InboundEvent.id)
         )

@@ -263,7 +263,8 @@ async def _claimed(database_url: str) -> bool:
 async def test_callback_that_beats_the_produce_answer_is_recognised(database_url: str) -> None:
     sim = PrintessSimulator(SimulatorConfig(token=SERVICE_TOKEN, produce_delay=1.0, delay=0))
     with serve_in_thread(sim.create_app()) as url:
-        settings = printess_settings(database_url, url)
+        # The background applier applies the early callback while produce is still answering.
+        settings = printess_settings(database_url, url, run_workers=True, reconcile_interval=3600)
         with serve_in_thread(create_app(settings)) as printhook_url:
             sim.config.callback_base_url = printhook_url
             async with httpx.AsyncClient(base_url=printhook_url) as client:

@@ -12,7 +12,7 @@ from app.main import create_app
 from app.printmotor.placement import claim, get_placement, resolve_placement
 from app.simulator.printmotor import FakePrintmotor
 from tests.printmotor.conftest import SECRET, feed_types, order_row, pm_settings
-from tests.support.helpers import serve_in_thread
+from tests.support.helpers import serve_in_thread, wait_for
 
 
 def _run_cli(argv: list[str], settings: object) -> int:
@@ -25,7 +25,13 @@ def _run_cli(argv: list[str], settings: object) -> int:
 async def test_simulated_webhook_is_accepted_by_a_running_printhook(
     database_url: str, encoding: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = pm_settings(database_url)
+    # The real background applier applies what the simulator sends.
+    settings = pm_settings(
+        database_url,
+        run_workers=True,
+        reconcile_interval=3600,
+        printmotor_api_url="http://127.0.0.1:9",
+    )
     with serve_in_thread(create_app(settings)) as url:
         code = await asyncio.to_thread(
             _run_cli,
@@ -49,17 +55,22 @@ async def test_simulated_webhook_is_accepted_by_a_running_printhook(
             ],
             settings,
         )
-    assert code == 0
-    assert capsys.readouterr().out.strip() == '200 {"ok":true}'
-    row = await order_row(database_url, 77)
-    assert row is not None
+        assert code == 0
+        assert capsys.readouterr().out.strip() == '200 {"ok":true,"eventId":1}'
+        row = await wait_for(lambda: order_row(database_url, 77))
     assert (row.status, row.tracking_code, row.reference) == ("delivered", "JJFI123", "SHOP-77")
 
 
 async def test_simulated_webhook_with_a_wrong_secret_is_refused(
     database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = pm_settings(database_url)
+    # The real background applier applies what the simulator sends.
+    settings = pm_settings(
+        database_url,
+        run_workers=True,
+        reconcile_interval=3600,
+        printmotor_api_url="http://127.0.0.1:9",
+    )
     with serve_in_thread(create_app(settings)) as url:
         code = await asyncio.to_thread(
             _run_cli,

@@ -41,7 +41,7 @@ async def test_valid_base64_signature_is_accepted(database_url: str) -> None:
     async with running_app(pm_settings(database_url)) as (_, client):
         response = await post_webhook(client, EXAMPLE)
     assert response.status_code == 200
-    assert response.json() == {"ok": True}
+    assert response.json() == {"ok": True, "eventId": 1}
     assert len(response.content) < 1024
     row = await order_row(database_url, 6912)
     assert row is not None

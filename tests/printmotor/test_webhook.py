@@ -54,7 +54,7 @@ async def test_example_delivered_webhook_creates_an_unknown_order_with_tracking(
     assert row.next_poll_at is None  # Printmotor is done with it: no read-back
     assert await feed_types(database_url, 6912) == ["printmotor.order.delivered"]
     [inbound] = await inbound_rows(database_url)
-    assert (inbound.source, inbound.outcome, inbound.subject_id) == (
+    assert (inbound.source, inbound.state, inbound.subject_id) == (
         "printmotor",
         "applied",
         "6912",
@@ -68,7 +68,8 @@ async def test_duplicate_webhook_answers_200_and_changes_nothing(database_url: s
         first = await post_webhook(client, body)
         second = await post_webhook(client, body)
     assert (first.status_code, second.status_code) == (200, 200)
-    assert second.json() == {"ok": True}
+    assert first.json() == {"ok": True, "eventId": 1}
+    assert second.json() == first.json()  # the first copy's id
     assert await feed_types(database_url, 100) == ["printmotor.order.received"]
     assert await count_rows(database_url, InboundEvent) == 1
 
@@ -84,7 +85,7 @@ async def test_stale_created_event_does_not_regress_a_delivered_order(database_u
     assert row.processing_status_description == "Delivered"
     assert row.last_event_type == "USER_ORDER_CREATED"
     assert await feed_types(database_url, 7) == ["printmotor.order.delivered"]
-    outcomes = [r.outcome for r in await inbound_rows(database_url)]
+    outcomes = [r.state for r in await inbound_rows(database_url)]
     assert outcomes == ["applied", "unchanged"]
 
 
@@ -180,7 +181,7 @@ async def test_signed_body_that_is_not_json_is_400_and_kept_as_rejected(database
     assert again.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     rows = await inbound_rows(database_url)
-    assert [r.outcome for r in rows] == ["applied", "rejected"]
+    assert [r.state for r in rows] == ["applied", "rejected"]
     assert rows[1].body == b"this is not json {"
     assert rows[1].error == "body is not JSON"
     row = await order_row(database_url, 13)
@@ -196,7 +197,7 @@ async def test_signed_json_without_order_number_is_400_and_kept_as_rejected(
         not_object = await post_webhook(client, b"[1, 2]")
         no_number = await post_webhook(client, b'{"eventType":"USER_ORDER_CREATED","userOrder":{}}')
     assert (not_object.status_code, no_number.status_code) == (400, 400)
-    assert [r.outcome for r in await inbound_rows(database_url)] == [
+    assert [r.state for r in await inbound_rows(database_url)] == [
         "applied",
         "rejected",
         "rejected",
@@ -279,8 +280,8 @@ async def test_webhook_is_served_under_a_root_path_prefixed_and_stripped(
             "/webhooks/printmotor", content=body, headers=signed_headers(body, SECRET)
         )
         wrong_method = await client.get("/printhook/webhooks/printmotor")
-    assert (prefixed.status_code, prefixed.json()) == (200, {"ok": True})
-    assert (stripped.status_code, stripped.json()) == (200, {"ok": True})
+    assert (prefixed.status_code, prefixed.json()) == (200, {"ok": True, "eventId": 1})
+    assert (stripped.status_code, stripped.json()) == (200, {"ok": True, "eventId": 2})
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == "application/problem+json"
     order = await order_row(database_url, 7101)

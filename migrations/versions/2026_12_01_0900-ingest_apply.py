@@ -28,9 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("inbound_events") as batch:
         batch.alter_column("outcome", new_column_name="state", existing_type=sa.String(16))
         batch.add_column(sa.Column("auth_context", sa.String(length=200), nullable=True))
-        batch.add_column(
-            sa.Column("attempts", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("next_attempt_at", utc(), nullable=True))
         batch.add_column(sa.Column("processed_at", utc(), nullable=True))
         batch.add_column(sa.Column("lease_owner", sa.String(length=64), nullable=True))
@@ -42,9 +40,7 @@ def upgrade() -> None:
     op.execute(
         "UPDATE inbound_events SET state = 'pending' WHERE state IN ('deferred', 'received')"
     )
-    op.execute(
-        "UPDATE inbound_events SET processed_at = received_at WHERE state <> 'pending'"
-    )
+    op.execute("UPDATE inbound_events SET processed_at = received_at WHERE state <> 'pending'")
     op.create_index("ix_inbound_events_state", "inbound_events", ["state", "id"])
     op.create_index(
         "ix_inbound_events_pending",

@@ -231,16 +231,25 @@ async def test_order_without_reference_is_refused_before_printmotor(
     assert fake.create_calls == 0
 
 
-async def test_order_already_known_by_reference_is_not_sent_again(
+async def test_order_made_outside_printhook_with_the_reference_is_409_and_not_sent(
     database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
 ) -> None:
     fake, url = fake_printmotor
     async with running_app(pm_settings(database_url, printmotor_api_url=url)) as (_, client):
-        # Made by hand in Printmotor's UI; its webhook told printhook about it.
+        # Made by hand in Printmotor's UI; its webhook told printhook about it. Its body is
+        # unknown, so printhook can neither send this one nor claim it is the same order.
         await post_webhook(client, created(4242, reference="SHOP-11"))
         response = await client.post(
             "/v1/printmotor/orders", json=order_request("SHOP-11"), headers=AUTH
         )
-    assert response.status_code == 201
+        again = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-11"), headers=AUTH
+        )
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:printhook:problem:reference-in-use"
     assert response.json()["orderNumber"] == "4242"
+    assert "4242" in response.json()["detail"]
+    assert again.status_code == 409
     assert fake.create_calls == 0
+    assert await count_rows(database_url, PrintmotorPlacement) == 0

@@ -97,8 +97,8 @@ def _vendor_message(response: httpx.Response) -> str:
     ]
     technical = payload.get("technicalDescription")
     if isinstance(technical, str) and technical.strip() and technical not in parts:
-        parts.append(f"technical: {technical}")
-    return ("; ".join(parts) or str(payload))[:500]
+        parts.append(f"(technical: {technical})" if parts else technical)
+    return (" ".join(parts) or str(payload))[:500]
 
 
 class PrintmotorClient:

@@ -13,8 +13,9 @@ through `decide`. The rules make the outcome independent of arrival order and du
   overwrites newer tracking, and the same event applied again changes nothing.
 - done: a read-back whose `processingStatus` is anything but RECEIVED / IN_PRODUCTION means
   Printmotor has finished with the order: it is flagged (`done_at`, the raw value in
-  `done_processing_status`), never read back again, and keeps its tracking. Known names also
-  move the status (DELIVERED, CANCELLED); unknown ones leave the rank alone.
+  `done_processing_status`), never read back again, and keeps its tracking (the read-back's
+  tracking competes like a DELIVERED event's). Known names also move the status (DELIVERED,
+  CANCELLED); unknown ones leave the rank alone and emit `printmotor.order.done`.
 - descriptive fields (processingStatus verbatim, description, postal class, estimated delivery
   time) come from observations that are not stale (rank >= current rank, or a status printhook
   does not know, which leaves the rank alone). `reference` is set once. `last_event_type` is
@@ -218,7 +219,8 @@ def decide(
     if after["reference"] is None and obs.reference:
         after["reference"] = obs.reference
 
-    if obs.status == "delivered":
+    # DELIVERED events carry tracking; so may a read-back of an order Printmotor is done with.
+    if obs.status == "delivered" or obs.says_done:
         incoming = tracking_key(obs.delivery_time, obs.tracking_code, obs.tracking_links, received)
         kept = tracking_key(
             before["delivery_time"],
@@ -246,6 +248,8 @@ def decide(
     change: str | None = None
     if is_new or "status" in changed:
         change = f"printmotor.order.{after['status']}"
+    elif became_done:
+        change = "printmotor.order.done"
     elif any(column in changed for column in TRACKING):
         change = "printmotor.order.tracking_updated"
     elif changed:

@@ -253,3 +253,54 @@ async def test_order_made_outside_printhook_with_the_reference_is_409_and_not_se
     assert again.status_code == 409
     assert fake.create_calls == 0
     assert await count_rows(database_url, PrintmotorPlacement) == 0
+
+
+async def test_a_reference_reused_with_another_order_body_is_409_naming_the_order(
+    database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
+) -> None:
+    fake, url = fake_printmotor
+    other_body = order_request("SHOP-12")
+    other_body["products"] = [{"amount": 2, "product": "canvas", "size": "50x70"}]
+    async with running_app(pm_settings(database_url, printmotor_api_url=url)) as (_, client):
+        first = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-12"), headers=headers("k-12")
+        )
+        other = await client.post("/v1/printmotor/orders", json=other_body, headers=AUTH)
+        other_key = await client.post(
+            "/v1/printmotor/orders", json=other_body, headers=headers("k-12b")
+        )
+        same = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-12"), headers=AUTH
+        )
+    number = first.json()["orderNumber"]
+    assert first.status_code == 201
+    for refused in (other, other_key):
+        assert refused.status_code == 409
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "urn:printhook:problem:reference-in-use"
+        assert refused.json()["orderNumber"] == number
+        assert f"Printmotor order {number}" in refused.json()["detail"]
+    assert same.status_code == 201
+    assert same.json()["orderNumber"] == number
+    assert fake.create_calls == 1
+    assert fake.placed[0]["products"][0]["product"] == "matt-poster"
+
+
+async def test_printmotor_technical_description_is_in_the_refusal(
+    database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
+) -> None:
+    fake, url = fake_printmotor
+    body = order_request("SHOP-13")
+    body["products"] = []  # the fake refuses it as Printmotor does, with technicalDescription
+    both = {"message": "Validation failed", "technicalDescription": "postalCode: invalid"}
+    async with running_app(pm_settings(database_url, printmotor_api_url=url)) as (_, client):
+        refused = await client.post("/v1/printmotor/orders", json=body, headers=AUTH)
+        fake.create_failures.append(CannedAnswer(400, both))
+        explained = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-14"), headers=AUTH
+        )
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:printhook:problem:printmotor-rejected"
+    assert refused.json()["detail"] == "products: must not be empty"
+    assert explained.json()["detail"] == "Validation failed (technical: postalCode: invalid)"
+    assert fake.orders == {}

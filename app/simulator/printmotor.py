@@ -127,6 +127,16 @@ class FakePrintmotor:
     def orders_with_reference(self, reference: str) -> list[dict[str, Any]]:
         return [o for o in self.orders.values() if o["meta"].get("reference") == reference]
 
+    def webhook(self, order_number: str | int, event_type: str) -> bytes:
+        """The webhook Printmotor would send now about this order: its current `userOrder`
+        (without `processingStatus`, which the published example lacks). Call `set_status`
+        with new tracking and send `USER_ORDER_DELIVERED` again to update the tracking."""
+        with self._lock:
+            order = json.loads(json.dumps(self.orders[str(order_number)]))
+        order.pop("processingStatus", None)
+        order.pop("productionClass", None)
+        return _encode(event_type, order)
+
     # -- HTTP ----------------------------------------------------------------------------
 
     def _refusal(self, request: Request) -> JSONResponse | None:
@@ -244,7 +254,13 @@ def webhook_body(
     ):
         if value is not None:
             user_order[key] = value
-    return json.dumps({"eventType": event_type, "userOrder": user_order}, indent=2).encode()
+    return _encode(event_type, user_order)
+
+
+def _encode(event_type: str, user_order: dict[str, Any]) -> bytes:
+    # Keys in alphabetical order at every level, indented, as in the published example.
+    payload = {"eventType": event_type, "userOrder": user_order}
+    return json.dumps(payload, indent=2, sort_keys=True).encode()
 
 
 def signed_headers(body: bytes, secret: str, encoding: str = "base64") -> dict[str, str]:

@@ -10,6 +10,7 @@ import pytest
 
 from app.context import AppContext
 from app.printmotor.service import apply_observation, parse_webhook
+from app.simulator.printmotor import FakePrintmotor
 from tests.printmotor.conftest import delivered, feed_types, order_row, pm_settings, post_webhook
 from tests.support.helpers import AUTH, running_app
 
@@ -121,3 +122,35 @@ async def test_receive_order_not_apply_order_decides_equal_delivery_times(
     assert row is not None
     assert row.tracking_code == "SECOND"
     assert await feed_types(database_url, 84) == ["printmotor.order.delivered"]
+
+
+async def test_printmotor_repeating_delivered_with_new_tracking_updates_the_order(
+    database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
+) -> None:
+    fake, url = fake_printmotor
+    settings = pm_settings(database_url, printmotor_api_url=url)
+    async with running_app(settings) as (_, client):
+        placed = await client.post(
+            "/v1/printmotor/orders",
+            json={"meta": {"reference": "SHOP-T"}, "products": [{"product": "poster"}]},
+            headers=AUTH,
+        )
+        number = placed.json()["orderNumber"]
+        for code in ("FIRST-LEG", "CARRIER-2"):
+            fake.set_status(
+                number,
+                "DELIVERED",
+                description="Delivered",
+                tracking_code=code,
+                tracking_links=[f"https://t.example/{code}"],
+                delivery_time="2026-11-23T09:00",
+            )
+            answer = await post_webhook(client, fake.webhook(number, "USER_ORDER_DELIVERED"))
+            assert answer.status_code == 200
+        shown = (await client.get(f"/v1/printmotor/orders/{number}", headers=AUTH)).json()
+    assert (shown["status"], shown["trackingCode"]) == ("delivered", "CARRIER-2")
+    assert [h["type"] for h in shown["history"]] == [
+        "printmotor.order.received",
+        "printmotor.order.delivered",
+        "printmotor.order.tracking_updated",
+    ]

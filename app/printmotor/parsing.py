@@ -177,11 +177,14 @@ def parse_user_order(
     )
 
 
-def parse_webhook(body: bytes, *, tz: tzinfo = UTC) -> Observation:
+def parse_webhook(body: bytes, *, tz: tzinfo | str = UTC) -> Observation:
     """Parse a verified webhook body leniently; raise `InvalidPayload` if it is unusable.
 
-    `tz`: the zone of Printmotor's naive timestamps (`zone(settings.printmotor_timezone)`).
+    `tz`: the zone of Printmotor's naive timestamps, e.g. `settings.printmotor_timezone`
+    (a zone or its name; validated at startup).
     """
+    if isinstance(tz, str):
+        tz = zone(tz)
     try:
         payload = json.loads(body)
     except RecursionError as exc:

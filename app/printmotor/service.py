@@ -198,7 +198,7 @@ async def replay_inbound_event(ctx: AppContext, session: AsyncSession, event: In
         log.warning("printmotor.replay.body_purged", extra={"inbound_event_id": event.id})
         return "rejected"
     try:
-        obs = parse_webhook(event.body, tz=zone(ctx.settings.printmotor_timezone))
+        obs = parse_webhook(event.body, tz=ctx.settings.printmotor_timezone)
     except InvalidPayload:
         return "rejected"
     outcome = await apply_observation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,6 +159,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("printmotor_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        # Checked at startup, so a typo fails loudly instead of shifting every timestamp.
+        if value != "UTC":
+            try:
+                ZoneInfo(value)
+            except (KeyError, ValueError, OSError):
+                raise ValueError(
+                    f"{value!r} is not a time zone name known here (e.g. UTC, Europe/Helsinki)"
+                ) from None
+        return value
 
     @field_validator("root_path")
     @classmethod

@@ -1,5 +1,9 @@
 """The only code that talks HTTP to Printmotor's order API.
 
+PRINTHOOK_PRINTMOTOR_API_URL is the whole base (scheme, host and path, e.g.
+`https://api.printmotor.io/api/v1`); the client appends `/order` and `/order/{orderNumber}`,
+with every path segment escaped, so no value can reach another path.
+
 `POST /order` is never retried here: an accepted order is printed, shipped and billed, so a
 call whose outcome is unclear is reported as such (`OutcomeUnknown`) and never repeated.
 `GET /order/{orderNumber}` is safe and retried once on transport errors and 5xx.
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -65,17 +70,35 @@ def retry_after_seconds(value: str | None, default: float = 60.0) -> float:
         return default
 
 
+def path_segment(value: str) -> str:
+    """`value` as one escaped URL path segment: `/`, `?`, `#`, `%` and dot segments
+    (which HTTP clients collapse) cannot move the request to another path."""
+    quoted = quote(value, safe="")
+    return {"": "%20", ".": "%2E", "..": "%2E%2E"}.get(quoted, quoted)
+
+
+# Where Printmotor (and APIs like it) put the reason for a refusal. `technicalDescription`
+# is the field one integration reads from a failed create (docs/VENDORS.md, M13).
+_MESSAGE_KEYS = ("message", "error", "errorMessage", "detail", "m")
+
+
 def _vendor_message(response: httpx.Response) -> str:
     """Printmotor's own explanation of a refusal, shortened; never our request."""
     try:
         payload = response.json()
     except ValueError:
         return response.text[:500] or response.reason_phrase
-    if isinstance(payload, dict):
-        for key in ("message", "error", "errorMessage", "detail", "m"):
-            if isinstance(payload.get(key), str):
-                return str(payload[key])[:500]
-    return str(payload)[:500]
+    if not isinstance(payload, dict):
+        return str(payload)[:500]
+    parts = [
+        str(payload[key])
+        for key in _MESSAGE_KEYS
+        if isinstance(payload.get(key), str) and payload[key].strip()
+    ]
+    technical = payload.get("technicalDescription")
+    if isinstance(technical, str) and technical.strip() and technical not in parts:
+        parts.append(f"(technical: {technical})" if parts else technical)
+    return (" ".join(parts) or str(payload))[:500]
 
 
 class PrintmotorClient:
@@ -144,7 +167,7 @@ class PrintmotorClient:
                 await asyncio.sleep(0.5 * attempt)
             try:
                 response = await self._http.get(
-                    f"{self._base}/order/{order_number}",
+                    f"{self._base}/order/{path_segment(order_number)}",
                     auth=auth,
                     headers=headers,
                     timeout=READ_TIMEOUT,
@@ -167,7 +190,8 @@ class PrintmotorClient:
                 last = OutcomeUnknown("Printmotor's answer is not JSON")
                 continue
             if isinstance(payload, dict):
-                # Some APIs wrap the order; accept both the bare and the wrapped shape.
+                # Printmotor answers the order itself, processingStatus at the top level
+                # (docs/VENDORS.md, M16); a `userOrder` wrapper is accepted too.
                 inner = payload.get("userOrder")
                 return inner if isinstance(inner, dict) else payload
             last = OutcomeUnknown("Printmotor's answer is not a JSON object")

@@ -43,7 +43,7 @@ def _cmd_fake_api(settings: Settings, args: argparse.Namespace) -> int:
 
     fake = FakePrintmotor(username=args.username, password=args.password, service=args.service)
     print(
-        f"fake Printmotor order API on http://{args.host}:{args.port} "
+        f"fake Printmotor order API on http://{args.host}:{args.port}/api/v1 "
         f"(user {args.username!r}, service {args.service!r})",
         file=sys.stderr,
     )
@@ -78,14 +78,21 @@ def register_simulators(simulators: argparse._SubParsersAction) -> None:  # type
     )
     hook.add_argument("--url", default="http://127.0.0.1:8000/webhooks/printmotor")
     hook.add_argument("--secret", help="HMAC key (default: first PRINTMOTOR_WEBHOOK_SECRETS)")
-    hook.add_argument("--order", required=True, help="orderNumber")
+    hook.add_argument(
+        "--order", required=True, type=int, help="orderNumber (an integer, as Printmotor sends)"
+    )
     hook.add_argument("--event", default="USER_ORDER_DELIVERED", help="eventType")
     hook.add_argument("--reference", help="meta.reference")
     hook.add_argument("--processing-status", help="userOrder.processingStatus")
     hook.add_argument("--description", help="processingStatusDescription")
-    hook.add_argument("--tracking", help="meta.trackingCode")
+    hook.add_argument(
+        "--tracking", help="meta.trackingCode (send DELIVERED again to update the tracking)"
+    )
     hook.add_argument("--link", action="append", help="a tracking link (repeatable)")
-    hook.add_argument("--delivery-time", help="deliveryTime, e.g. 2026-11-24T14:57:56")
+    hook.add_argument(
+        "--delivery-time",
+        help="deliveryTime without a zone, as Printmotor sends it, e.g. 2026-11-24T14:57:56",
+    )
     hook.add_argument("--encoding", choices=["base64", "hex"], default="base64")
     hook.set_defaults(handler=_cmd_send_webhook)
 

@@ -30,13 +30,22 @@ class PrintmotorOrder(Base):
     tracking_code: Mapped[str | None] = mapped_column(String(255))
     tracking_links: Mapped[list[str]] = mapped_column(JSONType, default=list)
     postal_class: Mapped[str | None] = mapped_column(String(64))
-    # deliveryTime of the DELIVERED event whose tracking is kept (see service.tracking_key).
+    # deliveryTime of the DELIVERED event whose tracking is kept (see transition.tracking_key),
+    # read in PRINTHOOK_PRINTMOTOR_TIMEZONE; the *_raw columns keep Printmotor's own strings.
     delivery_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     estimated_delivery_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivery_time_raw: Mapped[str | None] = mapped_column(String(64))
+    estimated_delivery_time_raw: Mapped[str | None] = mapped_column(String(64))
+    # When the event whose tracking is kept was received: with equal deliveryTimes the one
+    # received later wins, and a replay of an older event does not.
+    tracking_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A read-back showed a processingStatus other than RECEIVED / IN_PRODUCTION: Printmotor is
+    # done with the order (raw value kept); it is not read back any more.
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_processing_status: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # Bumped by every transition write: lets the webhook hot path check, in the same statement
-    # that writes, that nobody changed the order since it read it (see fastpath.py).
+    # Bumped by every transition write: how many times the order changed.
     version: Mapped[int] = mapped_column(Integer, default=0)
 
     # Stale-order read-back bookkeeping

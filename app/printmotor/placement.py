@@ -30,7 +30,8 @@ from app.db import dialect_insert, utcnow
 from app.errors import ProblemError, ServiceUnavailable
 from app.printmotor import client as pm
 from app.printmotor.models import PrintmotorOrder, PrintmotorPlacement
-from app.printmotor.service import apply_observation, parse_user_order
+from app.printmotor.parsing import order_number_of
+from app.printmotor.service import InvalidPayload, apply_observation, parse_user_order, zone
 from app.printmotor.transition import Observation
 
 log = logging.getLogger("printhook.printmotor.placement")
@@ -51,6 +52,10 @@ class PlacementOutcomeUnknown(ProblemError):
 
 class IdempotencyKeyReused(ProblemError):
     status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key used for another order"
+
+
+class ReferenceInUse(ProblemError):
+    status, slug, title = 409, "reference-in-use", "meta.reference is used by another order"
 
 
 class PrintmotorRejected(ProblemError):
@@ -145,15 +150,36 @@ async def get_placement(session: AsyncSession, reference: str) -> Placement | No
     return Placement(row["state"], row["reference"], row["order_number"])
 
 
-def _existing_answer(row: dict[str, Any], key: str | None, digest: str) -> Placement:
+def _existing_answer(
+    row: dict[str, Any], key: str | None, reference: str, digest: str
+) -> Placement:
     if key is not None and row["idempotency_key"] == key and row["request_hash"] != digest:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was first used with a different order body"
         )
+    if row["reference"] == reference and row["request_hash"] != digest:
+        raise _reference_in_use(reference, row["order_number"], row["state"])
     state = row["state"]
     if state == "pending" and utcnow() - row["created_at"] > STUCK_AFTER:
         state = "unknown"
     return Placement(state, row["reference"], row["order_number"])
+
+
+def _reference_in_use(reference: str, order_number: str | None, state: str) -> ReferenceInUse:
+    if order_number is not None:
+        which = f"Printmotor order {order_number}"
+    elif state == "pending":
+        which = "a placement in progress"
+    else:
+        which = "a placement whose outcome is not known yet"
+    return ReferenceInUse(
+        f"meta.reference {reference!r} already belongs to {which}, placed with a different "
+        "order body. Nothing was sent to Printmotor: use a new reference for a new order, "
+        "or send the earlier body to get the earlier order.",
+        reference=reference,
+        orderNumber=order_number,
+        state=state,
+    )
 
 
 def raise_for(placement: Placement) -> None:
@@ -189,11 +215,23 @@ async def _place(ctx: AppContext, order: dict[str, Any], reference: str) -> Plac
             select(ORDERS.c.order_number).where(ORDERS.c.reference == reference).limit(1)
         )
         if known is not None:
-            # Printmotor already told us about an order with this reference (made by hand or
-            # by an earlier placement): it exists, so it must not be sent again.
-            await mark(session, reference, "placed", order_number=known)
+            # Printmotor already told us about an order with this reference that printhook did
+            # not place (made by hand in Printmotor's UI): it must not be sent again, and its
+            # body is unknown, so it cannot be this request's order either.
+            await release(session, reference)
             await session.commit()
-            return Placement("placed", reference, known)
+            log.info(
+                "printmotor.placement.reference_in_use",
+                extra={"reference": reference, "order_number": known},
+            )
+            raise ReferenceInUse(
+                f"meta.reference {reference!r} already belongs to Printmotor order {known}, "
+                "which was not placed through printhook. Nothing was sent to Printmotor: use "
+                "a new reference for a new order.",
+                reference=reference,
+                orderNumber=known,
+                state="placed",
+            )
     try:
         answer = await pm.PrintmotorClient(ctx.http, ctx.settings).create_order(order)
     except (pm.Rejected, pm.Throttled, pm.NotSent, pm.NotConfigured) as exc:
@@ -212,7 +250,12 @@ async def _place(ctx: AppContext, order: dict[str, Any], reference: str) -> Plac
         await asyncio.shield(_unknown(ctx, reference, "cancelled while calling Printmotor"))
         raise
     try:
-        obs = parse_user_order(answer, event_type=None, implied_status="received")
+        obs = parse_user_order(
+            answer,
+            event_type=None,
+            implied_status="received",
+            tz=zone(ctx.settings.printmotor_timezone),
+        )
     except ValueError:
         await _unknown(ctx, reference, "Printmotor's answer has no orderNumber")
         return Placement("unknown", reference, None)
@@ -259,7 +302,7 @@ async def place_order(ctx: AppContext, order: dict[str, Any], key: str | None) -
         if mine:
             return await _place(ctx, order, reference)
         if row is not None:
-            return _existing_answer(row, key, digest)
+            return _existing_answer(row, key, reference, digest)
         # The other claim was released between our insert and our read: try again.
     raise PlacementInProgress("the placement is changing hands; ask again in a moment")
 
@@ -267,6 +310,11 @@ async def place_order(ctx: AppContext, order: dict[str, Any], key: str | None) -
 async def resolve_placement(ctx: AppContext, reference: str, order_number: str | None) -> str:
     """Settle a placement by hand: it became order `order_number`, or (None) nothing was
     placed and the shop may place it again. Returns `placed` or `released`."""
+    if order_number is not None:
+        try:
+            order_number = order_number_of(order_number)
+        except InvalidPayload as exc:
+            raise LookupError(f"--order-number: {exc}") from None
     async with ctx.session_factory() as session:
         placement = await get_placement(session, reference)
     if placement is None:
@@ -282,8 +330,14 @@ async def resolve_placement(ctx: AppContext, reference: str, order_number: str |
     obs = Observation(order_number=order_number, status="received", reference=reference)
     try:
         answer = await pm.PrintmotorClient(ctx.http, ctx.settings).get_order(order_number)
-        obs = parse_user_order(answer, event_type=None, implied_status="received")
-    except pm.PrintmotorError as exc:
+        obs = parse_user_order(
+            answer,
+            event_type=None,
+            implied_status="received",
+            tz=zone(ctx.settings.printmotor_timezone),
+            read_back=True,
+        )
+    except (pm.PrintmotorError, InvalidPayload) as exc:
         # The operator saw the order in Printmotor's UI; the read-back will fill in details.
         log.warning(
             "printmotor.placement.resolve_read_failed",

@@ -5,7 +5,9 @@ PRINTHOOK_PRINTMOTOR_STALE_AFTER is due (`next_poll_at`, pushed forward by every
 A pass leases a bounded batch (`FOR UPDATE SKIP LOCKED` on Postgres; SQLite's BEGIN IMMEDIATE
 serialises claims), then reads each order with `GET /order/{orderNumber}` inside the shared
 `printmotor.read` budget and applies the answer through the same transition as webhooks, one
-transaction per order. A 429 pauses the budget for every replica and ends the pass. Failed
+transaction per order. Only RECEIVED and IN_PRODUCTION mean Printmotor still works on an
+order: any other processingStatus flags it done (see transition.py), and it is not read back
+again. A 429 pauses the budget for every replica and ends the pass. Failed
 reads back off per order. Leases not yet used are given back when the pass ends or is cancelled.
 """
 
@@ -24,7 +26,7 @@ from app.db import utcnow
 from app.ops.metrics import RECONCILER_POLLS
 from app.printmotor import client as pm
 from app.printmotor.models import PrintmotorOrder
-from app.printmotor.service import InvalidPayload, apply_observation, parse_user_order
+from app.printmotor.service import InvalidPayload, apply_observation, parse_user_order, zone
 from app.printmotor.transition import OPEN_STATUSES
 
 log = logging.getLogger("printhook.printmotor.reconciler")
@@ -45,6 +47,7 @@ def backoff(attempts: int, settings_interval: float, cap: timedelta) -> timedelt
 def _due(now: datetime) -> list[ColumnElement[bool]]:
     return [
         PrintmotorOrder.status.in_(OPEN_STATUSES),
+        PrintmotorOrder.done_at.is_(None),
         PrintmotorOrder.next_poll_at.is_not(None),
         PrintmotorOrder.next_poll_at <= now,
         leases.lease_is_free(PrintmotorOrder, now),
@@ -107,7 +110,12 @@ async def _read_back(
     error: str | None = None
     obs = None
     try:
-        obs = parse_user_order(await client.get_order(number), event_type=None)
+        obs = parse_user_order(
+            await client.get_order(number),
+            event_type=None,
+            tz=zone(settings.printmotor_timezone),
+            read_back=True,
+        )
         if obs.order_number != number:
             error = "answer is about another order"
     except pm.Throttled:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from app.printmotor.transition import DONE_STATUSES
+from app.printmotor.transition import is_done
 
 
 class ApiModel(BaseModel):
@@ -45,12 +45,20 @@ class PollInfo(ApiModel):
 
 
 class OrderOut(ApiModel):
-    """A print order as the shop API shows it."""
+    """A print order as the shop API shows it.
+
+    `is_final`: Printmotor has finished with the order (delivered, cancelled, or a read-back
+    showed a processingStatus other than RECEIVED / IN_PRODUCTION: then `done_at` and the raw
+    `done_processing_status` say when and which). `*_raw`: Printmotor's timestamps exactly as
+    sent (they carry no zone; the parsed ones are read in PRINTHOOK_PRINTMOTOR_TIMEZONE).
+    """
 
     order_number: str
     reference: str | None
     status: str
     is_final: bool
+    done_at: datetime | None
+    done_processing_status: str | None
     processing_status: str | None
     description: str | None
     last_event_type: str | None
@@ -59,6 +67,8 @@ class OrderOut(ApiModel):
     postal_class: str | None
     delivery_time: datetime | None
     estimated_delivery_time: datetime | None
+    delivery_time_raw: str | None
+    estimated_delivery_time_raw: str | None
     created_at: datetime
     updated_at: datetime
     poll: PollInfo
@@ -70,7 +80,9 @@ class OrderOut(ApiModel):
             order_number=row["order_number"],
             reference=row["reference"],
             status=row["status"],
-            is_final=row["status"] in DONE_STATUSES,
+            is_final=is_done(row),
+            done_at=row["done_at"],
+            done_processing_status=row["done_processing_status"],
             processing_status=row["processing_status"],
             description=row["processing_status_description"],
             last_event_type=row["last_event_type"],
@@ -79,6 +91,8 @@ class OrderOut(ApiModel):
             postal_class=row["postal_class"],
             delivery_time=row["delivery_time"],
             estimated_delivery_time=row["estimated_delivery_time"],
+            delivery_time_raw=row["delivery_time_raw"],
+            estimated_delivery_time_raw=row["estimated_delivery_time_raw"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             poll=PollInfo(

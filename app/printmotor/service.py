@@ -6,9 +6,8 @@ answer to a placement, a replay of a stored webhook — ends in `apply_observati
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
@@ -17,7 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import dialect_insert, utcnow
 from app.feed.service import append_event
 from app.printmotor.models import PrintmotorOrder, PrintmotorPlacement
-from app.printmotor.transition import Decision, Observation, decide, feed_data, status_of
+from app.printmotor.parsing import InvalidPayload, parse_user_order, parse_webhook, zone
+from app.printmotor.transition import Decision, Observation, decide, feed_data
+
+__all__ = [
+    "InvalidPayload",
+    "apply_observation",
+    "parse_user_order",
+    "parse_webhook",
+    "zone",
+]
 
 log = logging.getLogger("printhook.printmotor")
 
@@ -25,89 +33,6 @@ SOURCE = "printmotor"
 SUBJECT_TYPE = "printmotor_order"
 ORDERS = cast(Table, PrintmotorOrder.__table__)
 PLACEMENTS = cast(Table, PrintmotorPlacement.__table__)
-
-
-class InvalidPayload(ValueError):
-    """A signed body that is not a usable Printmotor event (kept as rejected)."""
-
-
-def _text(value: object, limit: int) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value[:limit] if value else None
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """Printmotor timestamps carry no zone and vary in precision; they are UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def order_number_of(value: object) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip() and len(value.strip()) <= 128:
-        return value.strip()
-    return None
-
-
-def parse_user_order(
-    user_order: dict[str, Any], *, event_type: str | None, implied_status: str | None = None
-) -> Observation:
-    """An `Observation` from Printmotor's `userOrder` shape (webhooks, GET and POST /order)."""
-    order_number = order_number_of(user_order.get("orderNumber"))
-    if order_number is None:
-        raise InvalidPayload("userOrder.orderNumber is missing or not a number or string")
-    meta = user_order.get("meta")
-    meta = meta if isinstance(meta, dict) else {}
-    links_in = meta.get("externalTrackingLinks")
-    links = tuple(
-        url
-        for link in (links_in if isinstance(links_in, list) else [])
-        if isinstance(link, dict) and (url := _text(link.get("absoluteUrl"), 2048))
-    )
-    processing_status = _text(user_order.get("processingStatus"), 64)
-    status = status_of(event_type, processing_status) or implied_status
-    return Observation(
-        order_number=order_number,
-        status=status,
-        event_type=event_type,
-        processing_status=processing_status,
-        description=_text(user_order.get("processingStatusDescription"), 10_000),
-        reference=_text(meta.get("reference"), 255),
-        postal_class=_text(user_order.get("postalClass"), 64),
-        delivery_time=parse_timestamp(user_order.get("deliveryTime")),
-        estimated_delivery_time=parse_timestamp(user_order.get("estimatedDeliveryTime")),
-        tracking_code=_text(meta.get("trackingCode"), 255),
-        tracking_links=links,
-    )
-
-
-def parse_webhook(body: bytes) -> Observation:
-    """Parse a verified webhook body leniently; raise `InvalidPayload` if it is unusable."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidPayload("body is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise InvalidPayload("body is not a JSON object")
-    user_order = payload.get("userOrder")
-    if not isinstance(user_order, dict):
-        raise InvalidPayload("userOrder is missing or not an object")
-    event_type = _text(payload.get("eventType"), 64)
-    return parse_user_order(user_order, event_type=event_type)
 
 
 async def _locked_order(session: AsyncSession, order_number: str) -> dict[str, Any] | None:
@@ -175,16 +100,36 @@ async def apply_observation(
     *,
     stale_after: timedelta,
     inbound_event_id: int | None = None,
+    received_at: datetime | None = None,
 ) -> str:
     """Apply one observation to its order (created if unknown); return applied/unchanged.
 
+    `received_at`: when the event was received (the inbound event's `received_at`; None:
+    now, e.g. a read-back). With equal deliveryTimes the DELIVERED event received later
+    holds the tracking, so a replay of an older event does not overwrite newer tracking.
     Locks the order row, so concurrent observations of one order are applied one at a time.
     """
     for _ in range(3):
         now = utcnow()
         current = await _locked_order(session, obs.order_number)
-        decision = decide(current, obs, now=now, stale_after=stale_after)
+        decision = decide(current, obs, now=now, stale_after=stale_after, received_at=received_at)
         if await _write(session, decision, obs.order_number):
             await _finish(session, current, decision, obs, inbound_event_id)
+            if decision.became_done:
+                _log_done(obs)
             return decision.outcome
     raise RuntimeError("printmotor order creation kept conflicting")
+
+
+def _log_done(obs: Observation) -> None:
+    # A name printhook does not map is worth an operator's look: it may be a new status.
+    level = logging.INFO if obs.status else logging.WARNING
+    log.log(
+        level,
+        "printmotor.order.done",
+        extra={
+            "order_number": obs.order_number,
+            "processing_status": obs.processing_status,
+            "mapped_status": obs.status,
+        },
+    )

@@ -6,8 +6,16 @@ through `decide`. The rules make the outcome independent of arrival order and du
 - status: received(10) < in_production(20) < delivered(30) < cancelled(40, absorbing). An
   observation only ever raises the rank, so the final status is the highest one observed.
 - tracking (code, links, deliveryTime): taken from the DELIVERED observation with the greatest
-  `tracking_key` — latest `deliveryTime` first (absent counts as earliest), then tracking code,
-  then links. A total order over the values themselves, so "latest" never depends on arrival.
+  `tracking_key`: one that carries tracking (a code or a link) beats one that does not; then
+  the latest `deliveryTime` (absent counts as earliest); then, for equal times, the one
+  received later (Printmotor repeats DELIVERED to update tracking). `tracking_received_at`
+  remembers when the kept tracking was received, so a replay of an older stored event never
+  overwrites newer tracking, and the same event applied again changes nothing.
+- done: a read-back whose `processingStatus` is anything but RECEIVED / IN_PRODUCTION means
+  Printmotor has finished with the order: it is flagged (`done_at`, the raw value in
+  `done_processing_status`), never read back again, and keeps its tracking (the read-back's
+  tracking competes like a DELIVERED event's). Known names also move the status (DELIVERED,
+  CANCELLED); unknown ones leave the rank alone and emit `printmotor.order.done`.
 - descriptive fields (processingStatus verbatim, description, postal class, estimated delivery
   time) come from observations that are not stale (rank >= current rank, or a status printhook
   does not know, which leaves the rank alone). `reference` is set once. `last_event_type` is
@@ -17,6 +25,7 @@ through `decide`. The rules make the outcome independent of arrival order and du
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +51,9 @@ PROCESSING_STATUS = {
     "CANCELED": "cancelled",
 }
 
+# The only processingStatus values a read-back shows while Printmotor still works on an order.
+IN_PRODUCTION = frozenset({"RECEIVED", "IN_PRODUCTION"})
+
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 # Columns whose change is a real change of the order (one change-feed row each time).
 DESCRIPTIVE = (
@@ -49,8 +61,19 @@ DESCRIPTIVE = (
     "processing_status_description",
     "postal_class",
     "estimated_delivery_time",
+    "delivery_time_raw",
+    "estimated_delivery_time_raw",
+    "done_processing_status",
 )
 TRACKING = ("tracking_code", "tracking_links", "delivery_time")
+# Columns a row may lack when it was read by code that predates them: read with .get().
+LATER_COLUMNS = (
+    "tracking_received_at",
+    "done_at",
+    "done_processing_status",
+    "delivery_time_raw",
+    "estimated_delivery_time_raw",
+)
 
 
 @dataclass(frozen=True)
@@ -68,21 +91,39 @@ class Observation:
     estimated_delivery_time: datetime | None = None
     tracking_code: str | None = None
     tracking_links: tuple[str, ...] = ()
+    # The timestamps exactly as Printmotor wrote them (they carry no zone).
+    delivery_time_raw: str | None = None
+    estimated_delivery_time_raw: str | None = None
+    # True for a GET /order/{orderNumber} answer: its processingStatus says whether Printmotor
+    # still works on the order.
+    is_read_back: bool = False
 
     @property
     def rank(self) -> int | None:
         return RANKS[self.status] if self.status else None
 
+    @property
+    def says_done(self) -> bool:
+        """A read-back showing a processingStatus other than RECEIVED / IN_PRODUCTION."""
+        return (
+            self.is_read_back
+            and self.processing_status is not None
+            and self.processing_status.upper() not in IN_PRODUCTION
+        )
+
 
 def tracking_key(
-    delivery_time: datetime | None, tracking_code: str | None, links: list[str] | tuple[str, ...]
-) -> tuple[bool, datetime, str, tuple[str, ...]]:
-    """Total order on DELIVERED tracking: the greatest key is the tracking kept."""
+    delivery_time: datetime | None,
+    tracking_code: str | None,
+    links: list[str] | tuple[str, ...],
+    received_at: datetime | None,
+) -> tuple[bool, bool, datetime, datetime]:
+    """Order on DELIVERED tracking: the greatest key is the tracking kept (see module doc)."""
     return (
+        bool(tracking_code or links),
         delivery_time is not None,
         delivery_time or _EARLIEST,
-        tracking_code or "",
-        tuple(links),
+        received_at or _EARLIEST,
     )
 
 
@@ -108,6 +149,8 @@ class Decision:
     previous_status: str | None
     is_new: bool = False
     changed: list[str] = field(default_factory=list)
+    # This observation is the one that told printhook Printmotor is done with the order.
+    became_done: bool = False
 
     @property
     def outcome(self) -> str:
@@ -129,6 +172,11 @@ def _baseline(order_number: str) -> dict[str, Any]:
         "postal_class": None,
         "delivery_time": None,
         "estimated_delivery_time": None,
+        "delivery_time_raw": None,
+        "estimated_delivery_time_raw": None,
+        "tracking_received_at": None,
+        "done_at": None,
+        "done_processing_status": None,
         "version": 0,
     }
 
@@ -139,11 +187,19 @@ def decide(
     *,
     now: datetime,
     stale_after: timedelta,
+    received_at: datetime | None = None,
 ) -> Decision:
-    """Apply `obs` to the order row `current` (None: unknown order). Pure; see module doc."""
+    """Apply `obs` to the order row `current` (None: unknown order). Pure; see module doc.
+
+    `received_at`: when the event was received (None: `now`, e.g. a read-back).
+    """
     is_new = current is None
     before = _baseline(obs.order_number) if current is None else current
+    before = {**{column: None for column in LATER_COLUMNS}, **before}
     after = dict(before)
+    received = now if received_at is None else received_at
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=UTC)
     rank = int(before["status_rank"])
 
     if obs.rank is not None and obs.rank > rank:
@@ -156,21 +212,33 @@ def decide(
             ("processing_status_description", obs.description),
             ("postal_class", obs.postal_class),
             ("estimated_delivery_time", obs.estimated_delivery_time),
+            ("estimated_delivery_time_raw", obs.estimated_delivery_time_raw),
         ):
             if value is not None:
                 after[column] = value
     if after["reference"] is None and obs.reference:
         after["reference"] = obs.reference
 
-    if obs.status == "delivered":
-        incoming = tracking_key(obs.delivery_time, obs.tracking_code, obs.tracking_links)
+    # DELIVERED events carry tracking; so may a read-back of an order Printmotor is done with.
+    if obs.status == "delivered" or obs.says_done:
+        incoming = tracking_key(obs.delivery_time, obs.tracking_code, obs.tracking_links, received)
         kept = tracking_key(
-            before["delivery_time"], before["tracking_code"], before["tracking_links"] or []
+            before["delivery_time"],
+            before["tracking_code"],
+            before["tracking_links"] or [],
+            before["tracking_received_at"],
         )
         if incoming > kept:
             after["delivery_time"] = obs.delivery_time
+            after["delivery_time_raw"] = obs.delivery_time_raw
             after["tracking_code"] = obs.tracking_code
             after["tracking_links"] = list(obs.tracking_links)
+            after["tracking_received_at"] = received
+
+    became_done = obs.says_done and before["done_at"] is None
+    if became_done:
+        after["done_at"] = now
+        after["done_processing_status"] = obs.processing_status
 
     changed = [
         column
@@ -180,6 +248,8 @@ def decide(
     change: str | None = None
     if is_new or "status" in changed:
         change = f"printmotor.order.{after['status']}"
+    elif became_done:
+        change = "printmotor.order.done"
     elif any(column in changed for column in TRACKING):
         change = "printmotor.order.tracking_updated"
     elif changed:
@@ -194,7 +264,7 @@ def decide(
         after["poll_attempts"] = 0
     # Hearing about an order (even without news) makes it fresh: read it back only after
     # another stale period. Orders Printmotor is done with are not read back.
-    after["next_poll_at"] = None if after["status"] in DONE_STATUSES else now + stale_after
+    after["next_poll_at"] = None if is_done(after) else now + stale_after
     after["poll_attempts"] = 0
     after["version"] = int(before["version"]) + 1
     if is_new:
@@ -207,6 +277,7 @@ def decide(
         previous_status=None if is_new else before["status"],
         is_new=is_new,
         changed=changed,
+        became_done=became_done,
     )
 
 
@@ -230,5 +301,14 @@ def feed_data(
         "postal_class": row["postal_class"],
         "delivery_time": iso(row["delivery_time"]),
         "estimated_delivery_time": iso(row["estimated_delivery_time"]),
+        "delivery_time_raw": row.get("delivery_time_raw"),
+        "estimated_delivery_time_raw": row.get("estimated_delivery_time_raw"),
+        "is_done": is_done(row),
+        "done_processing_status": row.get("done_processing_status"),
         "event_type": event_type,
     }
+
+
+def is_done(row: Mapping[str, Any]) -> bool:
+    """Printmotor has finished with the order: a final status, or a read-back said so."""
+    return row["status"] in DONE_STATUSES or row.get("done_at") is not None

@@ -27,12 +27,12 @@ from app.inbound.ack import (
     ack_response,
     json_object,
     read_body,
-    subject_text,
 )
 from app.inbound.applier import Effect, PendingEvent, Reject
 from app.inbound.ingest import Arrival, StoreUnavailable, body_digest
 from app.inbound.models import REJECTED
 from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
+from app.printmotor.parsing import order_number_of
 from app.printmotor.service import SOURCE, InvalidPayload, apply_observation, parse_webhook
 from app.printmotor.signature import SIGNATURE_HEADER, WebhookVerifier
 from app.printmotor.transition import Observation
@@ -64,7 +64,10 @@ def arrival_for(body: bytes) -> Arrival:
         user_order = payload.get("userOrder")
         if not isinstance(user_order, dict):
             raise Unusable("userOrder is missing or not an object")
-        subject = subject_text(user_order.get("orderNumber"), "userOrder.orderNumber")
+        # The subject must be what the applier will call the order: a positive integer.
+        subject = order_number_of(user_order.get("orderNumber"))
+    except InvalidPayload as exc:
+        return Arrival(SOURCE, digest, body, None, state=REJECTED, error=str(exc))
     except Unusable as exc:
         return Arrival(SOURCE, digest, body, None, state=REJECTED, error=exc.detail)
     event_type = payload.get("eventType")
@@ -141,7 +144,7 @@ class PrintmotorApplier:
     async def prepare(self, ctx: AppContext, event: PendingEvent) -> Observation:
         assert event.body is not None
         try:
-            return parse_webhook(event.body)
+            return parse_webhook(event.body, tz=ctx.settings.printmotor_timezone)
         except InvalidPayload as exc:
             raise Reject(str(exc)) from None
 
@@ -153,5 +156,6 @@ class PrintmotorApplier:
             prepared,
             stale_after=ctx.settings.printmotor_stale_after,
             inbound_event_id=event.id,
+            received_at=event.received_at,
         )
         return Effect(outcome == "applied")

@@ -1,10 +1,14 @@
 """Stand-ins for Printmotor: a fake order API and a webhook signer/sender.
 
 `FakePrintmotor` is an ASGI app that behaves like Printmotor's order API as far as printhook
-uses it (HTTP Basic + `X-Printmotor-Service`, `POST /order`, `GET /order/{orderNumber}`), with
-knobs for slow answers, errors, throttling, and for moving an order along so a read-back has
-something to heal. `send_webhook` signs bodies exactly as Printmotor does: base64 of the
-HMAC-SHA256 of the exact bytes sent.
+uses it (HTTP Basic + `X-Printmotor-Service`, `POST {prefix}/order`,
+`GET {prefix}/order/{orderNumber}` under the production base path `/api/v1`), with knobs for
+slow answers, errors, throttling, and for moving an order along so a read-back has something
+to heal. As the sources show Printmotor (docs/VENDORS.md): orderNumbers are JSON integers,
+timestamps carry no zone, the read-back answers the order itself with `processingStatus` at
+the top level, and refusals carry `technicalDescription`. `send_webhook` signs bodies exactly
+as Printmotor does: base64 of the HMAC-SHA256 of the exact bytes sent; DELIVERED may be sent
+again with new tracking.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import base64
 import binascii
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app.printmotor.signature import SIGNATURE_HEADER, sign
 
@@ -44,6 +50,7 @@ class FakePrintmotor:
         password: str = "printmotor-password",
         service: str = "printhook-service",
         first_order_number: int = 7000,
+        prefix: str = "/api/v1",
     ) -> None:
         self.username, self.password, self.service = username, password, service
         self._numbers = itertools.count(first_order_number)
@@ -64,14 +71,26 @@ class FakePrintmotor:
         self.fail_after_accept: int | None = None
         # Answers for the next GET calls (e.g. 429 with Retry-After, 500).
         self.read_failures: list[CannedAnswer] = []
+        # Every request that reached the server, as (method, raw path), matched or not.
+        self.requests: list[tuple[str, str]] = []
         # Set when the server is going away: slow answers stop waiting.
         self.closing = False
-        self.app = Starlette(
+        self._routes = Starlette(
             routes=[
-                Route("/order", self._create, methods=["POST"]),
-                Route("/order/{order_number}", self._read, methods=["GET"]),
+                Route(f"{prefix}/order", self._create, methods=["POST"]),
+                Route(f"{prefix}/order/{{order_number}}", self._read, methods=["GET"]),
             ]
         )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            """The ASGI app: records each request, then routes it."""
+            if scope["type"] == "http":
+                raw = scope.get("raw_path") or scope["path"].encode()
+                with self._lock:
+                    self.requests.append((scope["method"], raw.decode("latin-1")))
+            await self._routes(scope, receive, send)
+
+        self.app = app
 
     # -- knobs ---------------------------------------------------------------------------
 
@@ -108,6 +127,16 @@ class FakePrintmotor:
     def orders_with_reference(self, reference: str) -> list[dict[str, Any]]:
         return [o for o in self.orders.values() if o["meta"].get("reference") == reference]
 
+    def webhook(self, order_number: str | int, event_type: str) -> bytes:
+        """The webhook Printmotor would send now about this order: its current `userOrder`
+        (without `processingStatus`, which the published example lacks). Call `set_status`
+        with new tracking and send `USER_ORDER_DELIVERED` again to update the tracking."""
+        with self._lock:
+            order = json.loads(json.dumps(self.orders[str(order_number)]))
+        order.pop("processingStatus", None)
+        order.pop("productionClass", None)
+        return _encode(event_type, order)
+
     # -- HTTP ----------------------------------------------------------------------------
 
     def _refusal(self, request: Request) -> JSONResponse | None:
@@ -134,9 +163,11 @@ class FakePrintmotor:
         try:
             order = json.loads(await request.body())
         except ValueError:
-            return JSONResponse({"message": "Malformed JSON"}, status_code=400)
+            return JSONResponse({"technicalDescription": "Malformed JSON"}, status_code=400)
         if not isinstance(order, dict) or not order.get("products"):
-            return JSONResponse({"message": "products: must not be empty"}, status_code=400)
+            return JSONResponse(
+                {"technicalDescription": "products: must not be empty"}, status_code=400
+            )
         meta: dict[str, Any] = order["meta"] if isinstance(order.get("meta"), dict) else {}
         with self._lock:
             number = next(self._numbers)
@@ -199,7 +230,13 @@ def webhook_body(
     estimated_delivery_time: str | None = None,
     postal_class: str | None = None,
 ) -> bytes:
-    """A webhook body in Printmotor's shape (see webhook-example-delivered.json)."""
+    """A webhook body in Printmotor's shape (see webhook-example-delivered.json).
+
+    A digit string `order_number` is sent as a JSON integer, as Printmotor does; any other
+    string is sent as given (for tests of bad input).
+    """
+    if isinstance(order_number, str) and re.fullmatch("[0-9]+", order_number):
+        order_number = int(order_number)
     meta: dict[str, Any] = {}
     if reference is not None:
         meta["reference"] = reference
@@ -217,7 +254,13 @@ def webhook_body(
     ):
         if value is not None:
             user_order[key] = value
-    return json.dumps({"eventType": event_type, "userOrder": user_order}, indent=2).encode()
+    return _encode(event_type, user_order)
+
+
+def _encode(event_type: str, user_order: dict[str, Any]) -> bytes:
+    # Keys in alphabetical order at every level, indented, as in the published example.
+    payload = {"eventType": event_type, "userOrder": user_order}
+    return json.dumps(payload, indent=2, sort_keys=True).encode()
 
 
 def signed_headers(body: bytes, secret: str, encoding: str = "base64") -> dict[str, str]:

@@ -76,9 +76,10 @@ async def count_rows(database_url: str, model: Any) -> int:
 
 @pytest.fixture
 def fake_printmotor() -> Iterator[tuple[FakePrintmotor, str]]:
+    """A fake Printmotor on loopback and its API base URL (with the `/api/v1` base path)."""
     fake = FakePrintmotor()
     with serve_in_thread(fake.app) as url:
         try:
-            yield fake, url
+            yield fake, f"{url}/api/v1"
         finally:
             fake.closing = True

@@ -231,16 +231,76 @@ async def test_order_without_reference_is_refused_before_printmotor(
     assert fake.create_calls == 0
 
 
-async def test_order_already_known_by_reference_is_not_sent_again(
+async def test_order_made_outside_printhook_with_the_reference_is_409_and_not_sent(
     database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
 ) -> None:
     fake, url = fake_printmotor
     async with running_app(pm_settings(database_url, printmotor_api_url=url)) as (_, client):
-        # Made by hand in Printmotor's UI; its webhook told printhook about it.
+        # Made by hand in Printmotor's UI; its webhook told printhook about it. Its body is
+        # unknown, so printhook can neither send this one nor claim it is the same order.
         await post_webhook(client, created(4242, reference="SHOP-11"))
         response = await client.post(
             "/v1/printmotor/orders", json=order_request("SHOP-11"), headers=AUTH
         )
-    assert response.status_code == 201
+        again = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-11"), headers=AUTH
+        )
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:printhook:problem:reference-in-use"
     assert response.json()["orderNumber"] == "4242"
+    assert "4242" in response.json()["detail"]
+    assert again.status_code == 409
     assert fake.create_calls == 0
+    assert await count_rows(database_url, PrintmotorPlacement) == 0
+
+
+async def test_a_reference_reused_with_another_order_body_is_409_naming_the_order(
+    database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
+) -> None:
+    fake, url = fake_printmotor
+    other_body = order_request("SHOP-12")
+    other_body["products"] = [{"amount": 2, "product": "canvas", "size": "50x70"}]
+    async with running_app(pm_settings(database_url, printmotor_api_url=url)) as (_, client):
+        first = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-12"), headers=headers("k-12")
+        )
+        other = await client.post("/v1/printmotor/orders", json=other_body, headers=AUTH)
+        other_key = await client.post(
+            "/v1/printmotor/orders", json=other_body, headers=headers("k-12b")
+        )
+        same = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-12"), headers=AUTH
+        )
+    number = first.json()["orderNumber"]
+    assert first.status_code == 201
+    for refused in (other, other_key):
+        assert refused.status_code == 409
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "urn:printhook:problem:reference-in-use"
+        assert refused.json()["orderNumber"] == number
+        assert f"Printmotor order {number}" in refused.json()["detail"]
+    assert same.status_code == 201
+    assert same.json()["orderNumber"] == number
+    assert fake.create_calls == 1
+    assert fake.placed[0]["products"][0]["product"] == "matt-poster"
+
+
+async def test_printmotor_technical_description_is_in_the_refusal(
+    database_url: str, fake_printmotor: tuple[FakePrintmotor, str]
+) -> None:
+    fake, url = fake_printmotor
+    body = order_request("SHOP-13")
+    body["products"] = []  # the fake refuses it as Printmotor does, with technicalDescription
+    both = {"message": "Validation failed", "technicalDescription": "postalCode: invalid"}
+    async with running_app(pm_settings(database_url, printmotor_api_url=url)) as (_, client):
+        refused = await client.post("/v1/printmotor/orders", json=body, headers=AUTH)
+        fake.create_failures.append(CannedAnswer(400, both))
+        explained = await client.post(
+            "/v1/printmotor/orders", json=order_request("SHOP-14"), headers=AUTH
+        )
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:printhook:problem:printmotor-rejected"
+    assert refused.json()["detail"] == "products: must not be empty"
+    assert explained.json()["detail"] == "Validation failed (technical: postalCode: invalid)"
+    assert fake.orders == {}

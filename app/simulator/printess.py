@@ -6,14 +6,21 @@ It behaves like the parts of Printess printhook relies on:
 
 - `POST /production/produce` (Bearer token required) answers `{jobId, orderId}`; the job becomes
   final `delay` seconds later and `callbackUrl` is called with the callback shape
-  (`isFailure`/`failureDetails`; `callback_shape="status"` sends the status/get shape instead,
-  `"alternate"` switches between the two).
+  (`isFailure`/`failureDetails`, `meta` at the top and in `result`; `callback_shape="status"`
+  sends the status/get shape instead, `"alternate"` switches between the two).
+  `produce_answer_status` (e.g. 502) enqueues the job and then answers that status, like a
+  gateway failing after Printess took the job; `produce_delay` enqueues, then stalls.
+- `result` as Printess sends it: `r` maps document names to URLs, `d` maps the same names to
+  output file names (`<jobId>_1.pdf`), `p` lists pictures, `zip` is a zip URL and `ff` the URL of
+  a form-fields JSON file (all served under `/files/`).
 - Trigger template names: `simulate:402` → 402 `{c, m}` (insufficient funds), `simulate:406` → 406
   `{c, m}` (not accepted), `simulate:fail` → the job fails, `simulate:slow` → the job never
   finishes.
 - `POST /production/status/get` answers `BackendJobStatus`; `isFinalStatus` is false until `delay`
-  has passed. With `throttle_rate` N > 0, more than N calls within one second get 429 with
-  `Retry-After`.
+  has passed, and `result.meta` is null (Printess returns `meta` only in the callback). A job it
+  does not know (`forget()` drops one) gets 200 `isFinalStatus:false, isSuccess:false,
+  enqueuedOn:null`, as Printess answers for jobs it no longer knows. With `throttle_rate` N > 0,
+  more than N calls within one second get 429 with `Retry-After`.
 - `fail_rate` makes jobs fail, `lose_callback_rate` drops callbacks (never sent).
 - Introspection: `calls` (with monotonic timestamps), `jobs`, `callbacks`, `lose_next_callback()`,
   `callback_body()`, and over HTTP `GET /_sim/jobs` and `POST /_sim/jobs/{jobId}/callback`
@@ -49,6 +56,8 @@ class SimulatorConfig:
     delay: float = 2.0
     # How long produce itself takes to answer (the job is enqueued, and its timer runs, first).
     produce_delay: float = 0.0
+    # Answer produce with this status AFTER enqueuing the job (a 502 from a gateway, say).
+    produce_answer_status: int | None = None
     fail_rate: float = 0.0
     lose_callback_rate: float = 0.0
     # Max status/get calls per second; 0 disables throttling.
@@ -176,27 +185,39 @@ class PrintessSimulator:
             self.jobs[job.job_id] = job
             return job
 
+    def forget(self, job_id: str) -> None:
+        """Printess no longer knows the job (status/get answers the unknown-job shape)."""
+        with self._lock:
+            self.jobs.pop(job_id, None)
+
     def finish(self, job_id: str) -> None:
         """Make a job final now (its callback, if scheduled, still follows its own timer)."""
         with self._lock:
             self.jobs[job_id].ready_at = time.monotonic()
 
-    def _result(self, job: SimJob) -> dict[str, Any]:
+    def _result(self, job: SimJob, *, with_meta: bool) -> dict[str, Any]:
+        meta = job.meta if with_meta else None
         if job.fails:
-            return {"r": None, "d": None, "p": None, "meta": job.meta, "zip": None}
+            return {"r": None, "d": None, "p": None, "meta": meta, "zip": None, "ff": None}
         base = f"{job.files_base}/files/{job.job_id}"
         return {
             "r": {"document": f"{base}/document.pdf"},
-            "d": {},
+            "d": {"document": f"{job.job_id}_1.pdf"},
             "p": [{"d": "document", "u": f"{base}/preview-0.png", "i": 0}],
-            "meta": job.meta,
-            "zip": None,
+            "meta": meta,
+            "zip": f"{base}/output.zip",
+            "ff": f"{base}/formfields.json",
             "s": {"t": 1, "p": 0.2, "c": 0.1, "o": 0.0, "d": 0.0},
         }
 
-    def status_body(self, job_id: str, *, final: bool | None = None) -> dict[str, Any]:
-        """`BackendJobStatus` as status/get answers it now (or as if final, for callbacks)."""
-        job = self.jobs[job_id]
+    def status_body(
+        self, job_id: str, *, final: bool | None = None, with_meta: bool = False
+    ) -> dict[str, Any]:
+        """`BackendJobStatus` as status/get answers it now (or as if final, for callbacks).
+        status/get carries no meta; `with_meta` is for the status-shaped callback."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return unknown_job_body(job_id)
         if final is None:
             final = job.is_final(time.monotonic())
         stamp = (job.created_at + timedelta(seconds=0.5)).isoformat()
@@ -210,7 +231,7 @@ class PrintessSimulator:
             "finishedOn": datetime.now(UTC).isoformat() if final and not job.fails else None,
             "failedOn": datetime.now(UTC).isoformat() if final and job.fails else None,
             "templateName": job.template_name,
-            "result": self._result(job) if final else None,
+            "result": self._result(job, with_meta=with_meta) if final else None,
         }
 
     def callback_body(
@@ -219,7 +240,7 @@ class PrintessSimulator:
         """The body Printess would post to callbackUrl for this job."""
         job = self.jobs[job_id]
         if (shape or job.shape) == "status":
-            return self.status_body(job_id, final=True)
+            return self.status_body(job_id, final=True, with_meta=True)
         return {
             "jobId": job.job_id,
             "orderId": job.order_id,
@@ -227,7 +248,7 @@ class PrintessSimulator:
             "templateName": job.template_name,
             "externalOrderId": job.external_order_id,
             "meta": job.meta,
-            "result": self._result(job),
+            "result": self._result(job, with_meta=True),
             "isFailure": job.fails,
             "failureDetails": "Simulated render failure" if job.fails else None,
         }
@@ -351,6 +372,10 @@ class PrintessSimulator:
             self._schedule(job)
             if self.config.produce_delay:
                 await asyncio.sleep(self.config.produce_delay)
+            failure = self.config.produce_answer_status
+            if failure is not None:
+                self._record("/production/produce", job.job_id, failure)
+                return Response(b"<html>Bad Gateway</html>", failure, media_type="text/html")
             self._record("/production/produce", job.job_id, 200)
             return JSONResponse({"jobId": job.job_id, "orderId": job.order_id})
 
@@ -373,9 +398,9 @@ class PrintessSimulator:
                     status_code=429,
                     headers={"Retry-After": retry_after},
                 )
-            if job_id not in self.jobs:
-                self._record(path, job_id, 404)
-                return JSONResponse({"c": 404, "m": "Job not found"}, status_code=404)
+            if not isinstance(job_id, str) or not job_id:
+                self._record(path, None, 400)
+                return JSONResponse({"c": 400, "m": "jobId is required"}, status_code=400)
             self._record(path, job_id, 200)
             return JSONResponse(self.status_body(job_id))
 
@@ -387,6 +412,11 @@ class PrintessSimulator:
                 return Response(
                     b"%PDF-1.4\n% printess simulator\n%%EOF\n", media_type="application/pdf"
                 )
+            if name.endswith(".json"):
+                return JSONResponse({"environment": "simulator", "formFields": []})
+            if name.endswith(".zip"):
+                # An empty zip archive (end-of-central-directory record only).
+                return Response(b"PK\x05\x06" + bytes(18), media_type="application/zip")
             return Response(b"\x89PNG\r\n\x1a\n", media_type="image/png")
 
         @app.get("/_sim/jobs")
@@ -421,6 +451,22 @@ class PrintessSimulator:
             return JSONResponse({"delivered": status is not None, "status": status})
 
         return app
+
+
+def unknown_job_body(job_id: str) -> dict[str, Any]:
+    """status/get's answer for a job Printess does not know (or no longer knows)."""
+    return {
+        "jobId": job_id,
+        "isFinalStatus": False,
+        "isSuccess": False,
+        "errorDetails": None,
+        "enqueuedOn": None,
+        "processingOn": None,
+        "finishedOn": None,
+        "failedOn": None,
+        "templateName": None,
+        "result": None,
+    }
 
 
 def create_printess_simulator(config: SimulatorConfig | None = None) -> FastAPI:

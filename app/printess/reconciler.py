@@ -129,6 +129,11 @@ async def _poll(ctx: AppContext, client: PrintessClient, job_id: str, summary: P
         if job is None:
             return
         now = utcnow()
+        # Bookkeeping first, so the event of a transition shows the job as it ends up.
+        job.last_polled_at = now
+        job.poll_attempts += 1
+        job.lease_owner = None
+        job.leased_until = None
         changed = False
         if status is not None and status.job_id == job_id:
             changed = await service.apply_status(session, job, status, finalized_by="reconcile")
@@ -138,11 +143,7 @@ async def _poll(ctx: AppContext, client: PrintessClient, job_id: str, summary: P
                 )
             elif not changed:
                 job.unknown_answers = 0
-        job.last_polled_at = now
-        job.lease_owner = None
-        job.leased_until = None
         if not job.is_final and job.vanished_at is None:
-            job.poll_attempts += 1
             job.next_poll_at = now + next_poll_delay(
                 job.poll_attempts, ctx.settings.printess_first_poll_after
             )

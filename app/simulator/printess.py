@@ -37,14 +37,16 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from app.simulator.printess_payloads import SimJob, callback_body, status_body, unknown_job_body
 
 Shape = Literal["callback", "status", "alternate"]
 
@@ -84,28 +86,6 @@ class CallbackAttempt:
     at: float
     status: int | None  # None: connection failed
     error: str | None = None
-
-
-@dataclass
-class SimJob:
-    job_id: str
-    order_id: str
-    template_name: str
-    origin: str | None
-    external_order_id: str | None
-    meta: str | None
-    callback_url: str | None
-    files_base: str
-    created_at: datetime
-    ready_at: float  # monotonic; math.inf = never
-    fails: bool
-    lose_callback: bool
-    shape: Literal["callback", "status"] = "callback"
-    callback_status: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def is_final(self, now: float) -> bool:
-        return now >= self.ready_at
 
 
 class PrintessSimulator:
@@ -195,21 +175,6 @@ class PrintessSimulator:
         with self._lock:
             self.jobs[job_id].ready_at = time.monotonic()
 
-    def _result(self, job: SimJob, *, with_meta: bool) -> dict[str, Any]:
-        meta = job.meta if with_meta else None
-        if job.fails:
-            return {"r": None, "d": None, "p": None, "meta": meta, "zip": None, "ff": None}
-        base = f"{job.files_base}/files/{job.job_id}"
-        return {
-            "r": {"document": f"{base}/document.pdf"},
-            "d": {"document": f"{job.job_id}_1.pdf"},
-            "p": [{"d": "document", "u": f"{base}/preview-0.png", "i": 0}],
-            "meta": meta,
-            "zip": f"{base}/output.zip",
-            "ff": f"{base}/formfields.json",
-            "s": {"t": 1, "p": 0.2, "c": 0.1, "o": 0.0, "d": 0.0},
-        }
-
     def status_body(
         self, job_id: str, *, final: bool | None = None, with_meta: bool = False
     ) -> dict[str, Any]:
@@ -220,19 +185,7 @@ class PrintessSimulator:
             return unknown_job_body(job_id)
         if final is None:
             final = job.is_final(time.monotonic())
-        stamp = (job.created_at + timedelta(seconds=0.5)).isoformat()
-        return {
-            "jobId": job.job_id,
-            "isFinalStatus": final,
-            "isSuccess": final and not job.fails,
-            "errorDetails": "Simulated render failure" if final and job.fails else None,
-            "enqueuedOn": job.created_at.isoformat(),
-            "processingOn": stamp,
-            "finishedOn": datetime.now(UTC).isoformat() if final and not job.fails else None,
-            "failedOn": datetime.now(UTC).isoformat() if final and job.fails else None,
-            "templateName": job.template_name,
-            "result": self._result(job, with_meta=with_meta) if final else None,
-        }
+        return status_body(job, final=final, with_meta=with_meta)
 
     def callback_body(
         self, job_id: str, shape: Literal["callback", "status"] | None = None
@@ -240,18 +193,8 @@ class PrintessSimulator:
         """The body Printess would post to callbackUrl for this job."""
         job = self.jobs[job_id]
         if (shape or job.shape) == "status":
-            return self.status_body(job_id, final=True, with_meta=True)
-        return {
-            "jobId": job.job_id,
-            "orderId": job.order_id,
-            "userId": "sim-user",
-            "templateName": job.template_name,
-            "externalOrderId": job.external_order_id,
-            "meta": job.meta,
-            "result": self._result(job, with_meta=True),
-            "isFailure": job.fails,
-            "failureDetails": "Simulated render failure" if job.fails else None,
-        }
+            return status_body(job, final=True, with_meta=True)
+        return callback_body(job)
 
     # --- behaviour --------------------------------------------------------------------------
 
@@ -451,22 +394,6 @@ class PrintessSimulator:
             return JSONResponse({"delivered": status is not None, "status": status})
 
         return app
-
-
-def unknown_job_body(job_id: str) -> dict[str, Any]:
-    """status/get's answer for a job Printess does not know (or no longer knows)."""
-    return {
-        "jobId": job_id,
-        "isFinalStatus": False,
-        "isSuccess": False,
-        "errorDetails": None,
-        "enqueuedOn": None,
-        "processingOn": None,
-        "finishedOn": None,
-        "failedOn": None,
-        "templateName": None,
-        "result": None,
-    }
 
 
 def create_printess_simulator(config: SimulatorConfig | None = None) -> FastAPI:

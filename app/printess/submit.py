@@ -98,6 +98,8 @@ def _validate(body: dict[str, Any], idempotency_key: str | None) -> str | None:
         value = body.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > limit):
             raise Unprocessable(f"{name} must be a string of at most {limit} characters")
+    if body.get("meta") is not None and not isinstance(body.get("meta"), str):
+        raise Unprocessable("meta must be a string (Printess echoes it in the callback)")
     reference = body.get("reference") or body.get("externalOrderId")
     return reference if isinstance(reference, str) and reference else None
 
@@ -196,7 +198,7 @@ async def submit_job(
     reference = _validate(body, idempotency_key)
     request_hash = _request_hash(body)
 
-    meta = body.get("meta") if isinstance(body.get("meta"), str) else None
+    meta: str | None = body.get("meta") or None
     token = secrets.token_urlsafe(32)
     token_hash = service.hash_token(token)
     template_name = str(body["templateName"])

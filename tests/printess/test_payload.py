@@ -152,6 +152,7 @@ BAD_SUBMISSIONS = {
     "non-string externalOrderId": json.dumps({**CARD, "externalOrderId": 7}).encode(),
     "NUL in templateName": json.dumps({**CARD, "templateName": "ca\u0000rd"}).encode(),
     "NUL in meta": json.dumps({**CARD, "meta": "m\u0000"}).encode(),
+    "object meta": json.dumps({**CARD, "meta": {"line": 1}}).encode(),
     "surrogate in origin": b'{"templateName": "card", "origin": "\\ud800"}',
     "NUL deep in outputSettings": json.dumps(
         {**CARD, "outputSettings": {"a": ["\u0000"]}}

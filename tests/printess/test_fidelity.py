@@ -132,6 +132,20 @@ async def test_documents_come_only_from_result_r_and_the_raw_result_is_exposed(
     assert form_fields["environment"] == "simulator"
     # The change feed carries the same job, result included.
     assert await event_data(database_url, job_id, "printess.job.succeeded") == job
+    # A name only `d` knows is a file name without a URL: never a document.
+    extra = parse_status(
+        {
+            "jobId": "x-1",
+            "isFailure": False,
+            "result": {
+                "r": {"document": "https://f/x-1.pdf"},
+                "d": {"document": "x-1_1.pdf", "proof": "x-1_2.pdf"},
+            },
+        }
+    )
+    assert extra.documents == {"document": "https://f/x-1.pdf"}
+    assert extra.result is not None
+    assert extra.result["d"]["proof"] == "x-1_2.pdf"
 
 
 PROGRESS = [

@@ -253,6 +253,7 @@ async def submit_job(
             submission.error = str(exc)[:1000]
             submission.updated_at = utcnow()
             await session.commit()
+            log.warning("printess.produce.outcome_unknown", extra={"submission_id": submission_id})
             raise _outcome_unknown(submission) from None
         # Printess refused, throttled or was never reached, so it has no job: free the key
         # for a retry (the token hash stays, should a callback come after all).

@@ -52,7 +52,7 @@ def _assert_outcome_unknown(answer: httpx.Response) -> None:
 
 
 async def test_produce_answered_502_is_sent_once_and_settled_by_the_callback(
-    database_url: str,
+    database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A gateway answers 502 after Printess took (and will bill) the job.
     sim = PrintessSimulator(
@@ -70,6 +70,13 @@ async def test_produce_answered_502_is_sent_once_and_settled_by_the_callback(
     assert job["templateName"] == "card"
     assert await count_jobs(database_url) == 1
     assert (await events_of(database_url, sim_job_id))[0] == "printess.job.tracked"
+    # Neither the answer nor the logs reveal the callback token.
+    callback_url = sim.jobs[sim_job_id].callback_url
+    assert callback_url is not None
+    token = callback_url.rsplit("/", 1)[1]
+    assert token not in first.text
+    assert "printess.produce.outcome_unknown" in caplog.messages
+    assert all(token not in str(record.__dict__) for record in caplog.records)
 
 
 async def test_produce_stalling_past_the_read_timeout_is_sent_once_and_settled_by_the_callback(

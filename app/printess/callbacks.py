@@ -309,6 +309,8 @@ async def apply_callback(
         status,
         finalized_by="replay" if event.is_replay else "callback",
         inbound_event_id=event.id,
+        # Printess returns meta only in the callback: keep it when status/get has none.
+        callback_meta=callback.meta,
     )
     return Effect(changed or created)
 

@@ -1,8 +1,13 @@
 """The only code that talks HTTP to the Printess backend API.
 
 Every call is `POST` JSON with `Authorization: Bearer <service token>` through the shared
-`httpx.AsyncClient`. 429 and 5xx answers are retried with exponential backoff and jitter,
-honouring `Retry-After`, for a bounded number of attempts. The service token never appears in
+`httpx.AsyncClient`. status/get is a read: 429, 5xx and transport errors are retried with
+exponential backoff and jitter, honouring `Retry-After`, for a bounded number of attempts.
+
+produce is billed and not idempotent, so it is sent once. It is retried only when the request
+certainly never reached Printess (connection refused, DNS failure, connect timeout) or on 429.
+A timeout, a 5xx or a connection lost after sending raises `PrintessOutcomeUnknown`: Printess
+may have enqueued the job, and only its callback can tell. The service token never appears in
 logs or exception messages.
 """
 
@@ -20,6 +25,7 @@ import httpx
 
 from app.config import Settings
 from app.ops.metrics import VENDOR_CALLS
+from app.printess.schemas import JOB_ID_MAX, ORDER_ID_MAX, has_bad_characters
 
 log = logging.getLogger("printhook.printess.client")
 
@@ -57,6 +63,15 @@ class PrintessThrottled(PrintessError):
 
 class PrintessUnavailable(PrintessError):
     """Printess answered 5xx, timed out or could not be reached."""
+
+
+class PrintessOutcomeUnknown(PrintessError):
+    """A non-idempotent call (produce) may or may not have been carried out: it timed out,
+    got a 5xx or lost its connection after the request was sent, or its answer was unusable."""
+
+
+# Transport errors raised before any byte of the request was sent: safe to send again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,15 @@ class PrintessClient:
     def is_configured(self) -> bool:
         return bool(self._token)
 
-    async def _post(self, operation: str, path: str, body: dict[str, Any], attempts: int) -> Any:
+    async def _post(
+        self,
+        operation: str,
+        path: str,
+        body: dict[str, Any],
+        attempts: int,
+        *,
+        idempotent: bool = True,
+    ) -> Any:
         if not self._token:
             raise PrintessNotConfigured("PRINTHOOK_PRINTESS_SERVICE_TOKEN is not set")
         headers = {"Authorization": f"Bearer {self._token}"}
@@ -126,6 +149,10 @@ class PrintessClient:
                     "printess.call.failed",
                     extra={"operation": operation, "error_class": type(exc).__name__},
                 )
+                if not idempotent and not isinstance(exc, NOT_SENT):
+                    raise PrintessOutcomeUnknown(
+                        f"Printess {operation} failed after sending: {type(exc).__name__}"
+                    ) from None
                 if attempt >= attempts:
                     raise PrintessUnavailable(
                         f"Printess {operation} failed: {type(exc).__name__}"
@@ -144,6 +171,8 @@ class PrintessClient:
                 log.warning(
                     "printess.call.failed", extra={"operation": operation, "status": status}
                 )
+                if not idempotent:
+                    raise PrintessOutcomeUnknown(f"Printess {operation} answered {status}")
                 if attempt >= attempts:
                     raise PrintessUnavailable(f"Printess {operation} answered {status}")
                 wait = retry_after_seconds(response.headers.get("retry-after"), 0.0)
@@ -154,17 +183,35 @@ class PrintessClient:
                 raise PrintessRejected(status, code, message)
             try:
                 return response.json()
-            except ValueError:
-                raise PrintessUnavailable(f"Printess {operation} answered non-JSON") from None
+            except (ValueError, RecursionError):
+                failure = PrintessUnavailable if idempotent else PrintessOutcomeUnknown
+                raise failure(f"Printess {operation} answered non-JSON") from None
 
     async def produce(self, request: dict[str, Any], *, attempts: int = 3) -> ProduceResult:
-        """Enqueue a render job (`/production/produce`); return its jobId and orderId."""
-        answer = await self._post("produce", "/production/produce", request, attempts)
+        """Enqueue a render job (`/production/produce`); return its jobId and orderId.
+
+        Sent once; see the module docstring for what is retried. Raises
+        `PrintessOutcomeUnknown` when Printess may have enqueued the job anyway.
+        """
+        answer = await self._post(
+            "produce", "/production/produce", request, attempts, idempotent=False
+        )
         job_id = answer.get("jobId") if isinstance(answer, dict) else None
-        if not isinstance(job_id, str) or not job_id:
-            raise PrintessUnavailable("Printess produce answered without a jobId")
+        if (
+            not isinstance(job_id, str)
+            or not job_id.strip()
+            or len(job_id) > JOB_ID_MAX
+            or has_bad_characters(job_id)
+        ):
+            # A 2xx: Printess most likely enqueued the job, but printhook cannot track it.
+            raise PrintessOutcomeUnknown("Printess produce answered without a usable jobId")
         order_id = answer.get("orderId")
-        return ProduceResult(job_id, order_id if isinstance(order_id, str) else None)
+        usable = (
+            isinstance(order_id, str)
+            and 0 < len(order_id) <= ORDER_ID_MAX
+            and not has_bad_characters(order_id)
+        )
+        return ProduceResult(job_id.strip(), order_id if usable else None)
 
     async def get_status(self, job_id: str, *, attempts: int = 1) -> dict[str, Any]:
         """Read a job's status (`/production/status/get`). The endpoint is throttled, so by
@@ -174,4 +221,7 @@ class PrintessClient:
         )
         if not isinstance(answer, dict):
             raise PrintessUnavailable("Printess status/get answered an unexpected shape")
+        if answer.get("jobId") in (None, ""):
+            # The answer is about the job asked for, even when it does not repeat its id.
+            answer["jobId"] = job_id
         return answer

@@ -20,6 +20,7 @@ def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
         lose_callback_rate=args.lose_callback_rate,
         throttle_rate=args.throttle_rate,
         callback_shape=args.callback_shape,
+        produce_answer_status=args.produce_answer_status,
     )
     print(
         f"Printess simulator on http://{args.host}:{args.port} — set "
@@ -51,6 +52,12 @@ def register_simulator(simulators: Any) -> None:
         choices=["callback", "status", "alternate"],
         default="callback",
         help="callback body: Printess's callback shape, the status/get shape, or both in turn",
+    )
+    printess.add_argument(
+        "--produce-answer-status",
+        type=int,
+        default=None,
+        help="enqueue each job, then answer produce with this status (e.g. 502: a lost answer)",
     )
     printess.add_argument(
         "--token", default=None, help="service token to require (default: any non-empty)"

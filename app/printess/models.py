@@ -30,6 +30,8 @@ class PrintessJob(Base):
     pictures: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     error_text: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[str | None] = mapped_column(Text)
+    # The raw `result` object of the callback or status/get answer that finalised the job.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -46,6 +48,10 @@ class PrintessJob(Base):
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when the job passed PRINTHOOK_RECONCILE_MAX_AGE without a final status.
     reconcile_abandoned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Consecutive status/get answers saying Printess does not know the job.
+    unknown_answers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set after PRINTHOOK_PRINTESS_VANISHED_AFTER such answers; the job is no longer polled.
+    vanished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def is_final(self) -> bool:
@@ -70,8 +76,11 @@ class PrintessSubmission(Base):
     callback_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     reference: Mapped[str | None] = mapped_column(String(255))
     template_name: Mapped[str | None] = mapped_column(String(255))
-    # in_flight | done | failed
+    # in_flight (no jobId known yet) | done | failed (Printess certainly has no job)
     state: Mapped[str] = mapped_column(String(16))
+    # Produce's answer was lost (timeout, 5xx, reset after send): Printess may have the job.
+    # The submission stays in_flight; the callback for its token settles it.
+    outcome_unknown_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     job_id: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

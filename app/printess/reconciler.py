@@ -34,10 +34,11 @@ BATCH_SIZE = 50
 _warned_unconfigured = False
 
 
-def next_poll_delay(attempts: int, reconcile_interval: float) -> timedelta:
-    """Per-job backoff: the first-poll delay doubling per attempt up to an hour, with ±20%
-    jitter so jobs created together spread out."""
-    base = service.first_poll_delay(reconcile_interval).total_seconds()
+def next_poll_delay(attempts: int, first_poll_after: timedelta) -> timedelta:
+    """Per-job backoff: PRINTHOOK_PRINTESS_FIRST_POLL_AFTER doubling per attempt up to an
+    hour, with ±20% jitter so jobs created together spread out. status/get is for lost
+    callbacks and restarts, not for following a render."""
+    base = first_poll_after.total_seconds()
     delay = min(service.POLL_BACKOFF_CAP.total_seconds(), base * 2 ** min(attempts, 20))
     return timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
@@ -46,6 +47,7 @@ def _due(now: datetime) -> list[ColumnElement[bool]]:
     return [
         PrintessJob.status == "pending",
         PrintessJob.reconcile_abandoned_at.is_(None),
+        PrintessJob.vanished_at.is_(None),
         PrintessJob.next_poll_at.is_not(None),
         PrintessJob.next_poll_at <= now,
         leases.lease_is_free(PrintessJob, now),
@@ -127,16 +129,23 @@ async def _poll(ctx: AppContext, client: PrintessClient, job_id: str, summary: P
         if job is None:
             return
         now = utcnow()
+        # Bookkeeping first, so the event of a transition shows the job as it ends up.
+        job.last_polled_at = now
+        job.poll_attempts += 1
+        job.lease_owner = None
+        job.leased_until = None
         changed = False
         if status is not None and status.job_id == job_id:
             changed = await service.apply_status(session, job, status, finalized_by="reconcile")
-        job.last_polled_at = now
-        job.lease_owner = None
-        job.leased_until = None
-        if not job.is_final:
-            job.poll_attempts += 1
+            if status.is_unknown_job:
+                changed = await service.record_unknown_answer(
+                    session, job, vanished_after=ctx.settings.printess_vanished_after
+                )
+            elif not changed:
+                job.unknown_answers = 0
+        if not job.is_final and job.vanished_at is None:
             job.next_poll_at = now + next_poll_delay(
-                job.poll_attempts, ctx.settings.reconcile_interval
+                job.poll_attempts, ctx.settings.printess_first_poll_after
             )
         await session.commit()
     outcome = "error" if error else ("changed" if changed else "unchanged")

@@ -45,7 +45,7 @@ async def track_job(
     """Track a job the shop submitted itself: 201 when new, 200 when already tracked."""
     reference = body.reference if body is not None else None
     job, created = await service.track_job(
-        session, job_id, reference, reconcile_interval=ctx.settings.reconcile_interval
+        session, job_id, reference, first_poll_after=ctx.settings.printess_first_poll_after
     )
     await session.commit()
     response.status_code = 201 if created else 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,20 @@ from app.printess.models import PrintessJob
 
 
 class PayloadError(ValueError):
-    """A vendor payload that cannot be understood at all (not JSON, no jobId)."""
+    """A vendor payload that cannot be understood or stored: not JSON, no usable jobId,
+    identifiers too long for their columns, NUL or lone surrogates, dates out of range."""
+
+
+# Column sizes (see models.py): longer identifiers are refused, never truncated.
+JOB_ID_MAX = 128
+ORDER_ID_MAX = 128
+REFERENCE_MAX = 255
+TEMPLATE_NAME_MAX = 255
+# Printess payloads are a few levels deep; anything deeper is not a Printess payload.
+MAX_DEPTH = 32
+# Free text that is cleaned (NUL removed, lone surrogates replaced) instead of refused.
+FREE_TEXT_FIELDS = frozenset({"errorDetails", "failureDetails"})
+DATE_FIELDS = ("enqueuedOn", "processingOn", "finishedOn", "failedOn")
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,59 @@ class JobStatus:
     template_name: str | None = None
     external_order_id: str | None = None
     finished_at: datetime | None = None
+    # The raw `result` object (documents, file names, zip, form fields, ...), as sent.
+    result: dict[str, Any] | None = None
+    # status/get's answer for a job Printess no longer knows: not final, not a success,
+    # never enqueued.
+    is_unknown_job: bool = False
+
+
+def has_bad_characters(text: str) -> bool:
+    """NUL (PostgreSQL text and JSONB cannot hold it) or a lone surrogate (not UTF-8)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def clean_text(text: str) -> str:
+    """Free text made storable: NUL removed, lone surrogates replaced."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def check_storable(payload: object, *, free_text: frozenset[str] = frozenset()) -> None:
+    """Raise PayloadError unless every string (keys included) is storable, every number is
+    finite and nesting stays within MAX_DEPTH. The characters of top-level `free_text`
+    fields are not checked (their text is cleaned instead). Iterative: no input can exhaust
+    the stack."""
+    stack: list[tuple[object, int, bool]] = []
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if not isinstance(key, str) or has_bad_characters(key):
+                raise PayloadError("a field name contains NUL or invalid Unicode")
+            stack.append((value, 1, key not in free_text))
+    else:
+        stack.append((payload, 0, True))
+    while stack:
+        value, depth, strict = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"JSON is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            if strict and has_bad_characters(value):
+                raise PayloadError("a string contains NUL or invalid Unicode")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise PayloadError("a number is not finite")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str) or (strict and has_bad_characters(key)):
+                    raise PayloadError("a field name contains NUL or invalid Unicode")
+                stack.append((item, depth + 1, strict))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, strict) for item in value)
 
 
 def _text(value: object) -> str | None:
@@ -48,10 +115,22 @@ def _text(value: object) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def _free_text(value: object) -> str | None:
+    text = _text(value)
+    return clean_text(text) if text else None
+
+
+def _identifier(payload: dict[str, Any], name: str, limit: int) -> str | None:
+    value = _text(payload.get(name))
+    if value is not None and len(value) > limit:
+        raise PayloadError(f"{name} is longer than {limit} characters")
+    return value or None
+
+
 def _string_map(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {str(k): str(v) for k, v in value.items() if isinstance(v, str) and v}
+    return {str(k): v for k, v in value.items() if isinstance(v, str) and v}
 
 
 def _pictures(value: object) -> list[dict[str, Any]]:
@@ -59,21 +138,22 @@ def _pictures(value: object) -> list[dict[str, Any]]:
         return []
     pictures = []
     for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("u"), str):
+        if not isinstance(item, dict) or not isinstance(item.get("u"), str) or not item["u"]:
             continue
         index = item.get("i")
         pictures.append(
             {
                 "document": item.get("d") if isinstance(item.get("d"), str) else None,
                 "url": item["u"],
-                "index": index if isinstance(index, int) else 0,
+                "index": index if isinstance(index, int) and abs(index) < 2**31 else 0,
             }
         )
     return pictures
 
 
 def parse_vendor_time(value: object) -> datetime | None:
-    """Printess dates are strings; read ISO 8601 and assume UTC when no zone is given."""
+    """Printess dates are strings; read ISO 8601 and assume UTC when no zone is given.
+    An unreadable string is ignored; a date that cannot be represented in UTC is refused."""
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip().replace("Z", "+00:00")
@@ -83,53 +163,87 @@ def parse_vendor_time(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"date {value[:40]!r} is out of range") from None
+
+
+def _is_final(payload: dict[str, Any], has_output: bool) -> bool:
+    """status/get says `isFinalStatus`. A callback-shaped body is final only when it says it
+    failed or carries documents or pictures; anything else is progress."""
+    if isinstance(payload.get("isFinalStatus"), bool):
+        return bool(payload["isFinalStatus"])
+    return payload.get("isFailure") is True or has_output
 
 
 def parse_status(payload: object) -> JobStatus:
     """Read a callback body (`isFailure`/`failureDetails`) or a status/get answer
-    (`isSuccess`/`errorDetails`/`isFinalStatus`). A callback is only sent for a finished job,
-    so a body without `isFinalStatus` is final."""
+    (`isSuccess`/`errorDetails`/`isFinalStatus`). Raises PayloadError, never anything else,
+    for anything that cannot be understood or stored."""
     if not isinstance(payload, dict):
         raise PayloadError("body is not a JSON object")
+    check_storable(payload, free_text=FREE_TEXT_FIELDS)
     job_id = payload.get("jobId")
-    if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > 128:
-        raise PayloadError("jobId is missing or not a short string")
+    if not isinstance(job_id, str) or not job_id.strip():
+        raise PayloadError("jobId is missing or empty")
+    job_id = job_id.strip()
+    if len(job_id) > JOB_ID_MAX:
+        raise PayloadError(f"jobId is longer than {JOB_ID_MAX} characters")
     raw_result = payload.get("result")
     result: dict[str, Any] = raw_result if isinstance(raw_result, dict) else {}
-    is_final = payload.get("isFinalStatus", True) is not False
-    error_text = _text(payload.get("failureDetails")) or _text(payload.get("errorDetails"))
+    # Only `r` holds document URLs; `d` maps the same names to output file names.
+    documents = _string_map(result.get("r"))
+    pictures = _pictures(result.get("p"))
+    is_final = _is_final(payload, bool(documents or pictures))
+    error_text = _free_text(payload.get("failureDetails")) or _free_text(
+        payload.get("errorDetails")
+    )
     if isinstance(payload.get("isFailure"), bool):
         is_success = not payload["isFailure"]
     elif isinstance(payload.get("isSuccess"), bool):
         is_success = payload["isSuccess"]
     else:
         is_success = not error_text
-    documents = {**_string_map(result.get("d")), **_string_map(result.get("r"))}
     meta = payload.get("meta") if isinstance(payload.get("meta"), str) else None
     if meta is None and isinstance(result.get("meta"), str):
         meta = result["meta"]
-    finished = payload.get("finishedOn") if is_success else payload.get("failedOn")
+    dates = {name: parse_vendor_time(payload.get(name)) for name in DATE_FIELDS}
     return JobStatus(
-        job_id=job_id.strip(),
+        job_id=job_id,
         is_final=is_final,
         is_success=is_success,
         error_text=error_text if not is_success else None,
         documents=documents,
-        pictures=_pictures(result.get("p")),
+        pictures=pictures,
         meta=meta,
-        order_id=_text(payload.get("orderId")),
-        template_name=_text(payload.get("templateName")),
-        external_order_id=_text(payload.get("externalOrderId")),
-        finished_at=parse_vendor_time(finished),
+        order_id=_identifier(payload, "orderId", ORDER_ID_MAX),
+        template_name=_identifier(payload, "templateName", TEMPLATE_NAME_MAX),
+        external_order_id=_identifier(payload, "externalOrderId", REFERENCE_MAX),
+        finished_at=dates["finishedOn"] if is_success else dates["failedOn"],
+        result=raw_result if isinstance(raw_result, dict) else None,
+        is_unknown_job=(
+            payload.get("isFinalStatus") is False
+            and payload.get("isSuccess") is False
+            and payload.get("enqueuedOn") is None
+        ),
     )
 
 
+def _refuse_constant(name: str) -> Any:
+    raise PayloadError(f"{name} is not a JSON number printhook can store")
+
+
 def parse_status_bytes(body: bytes) -> JobStatus:
+    """`parse_status` for raw bytes; refuses non-UTF-8, non-JSON and too deeply nested JSON."""
     try:
-        payload = json.loads(body)
+        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise PayloadError(f"JSON is nested deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError("body is not JSON") from exc
+        if isinstance(exc, PayloadError):
+            raise
+        raise PayloadError("body is not JSON") from None
     return parse_status(payload)
 
 
@@ -175,6 +289,11 @@ class JobOut(ApiModel):
     pictures: list[Picture]
     error: str | None
     meta: str | None
+    # The raw `result` of the answer that finalised the job (`r`, `d`, `p`, `zip`, `ff`, ...).
+    result: dict[str, Any] | None
+    # status/get no longer knows the job: flagged, and no longer polled.
+    vanished: bool
+    vanished_at: datetime | None
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
@@ -194,6 +313,9 @@ class JobOut(ApiModel):
             pictures=[Picture(**p) for p in job.pictures or []],
             error=job.error_text,
             meta=job.meta,
+            result=job.result,
+            vanished=job.vanished_at is not None,
+            vanished_at=job.vanished_at,
             created_at=job.created_at,
             updated_at=job.updated_at,
             finished_at=job.finished_at,

@@ -23,20 +23,12 @@ from app.printess.schemas import (
 log = logging.getLogger("printhook.printess")
 
 SUBJECT = "printess_job"
-# Printess normally calls back within minutes; the reconciler only steps in after this.
-FIRST_POLL_AFTER = timedelta(seconds=30)
 POLL_BACKOFF_CAP = timedelta(hours=1)
 
 
 def hash_token(token: str) -> str:
     """Callback tokens are stored only as their sha256; the token itself lives in the URL."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def first_poll_delay(reconcile_interval: float) -> timedelta:
-    """How long after creation the reconciler first looks at a job. Never longer than one
-    reconciler interval, so a short interval (a test, an impatient operator) is honoured."""
-    return min(FIRST_POLL_AFTER, timedelta(seconds=reconcile_interval))
 
 
 async def get_job(session: AsyncSession, job_id: str) -> PrintessJob | None:
@@ -65,6 +57,7 @@ async def ensure_job(
     printess_order_id: str | None = None,
     callback_token_hash: str | None = None,
     inbound_event_id: int | None = None,
+    meta: str | None = None,
 ) -> tuple[PrintessJob, bool]:
     """Return the job, locked, creating it as `pending` if it is new (True when created).
 
@@ -83,6 +76,7 @@ async def ensure_job(
                 status="pending",
                 documents={},
                 pictures=[],
+                meta=meta,
                 created_at=now,
                 updated_at=now,
                 callback_token_hash=callback_token_hash,
@@ -114,12 +108,18 @@ async def apply_status(
     *,
     finalized_by: str,
     inbound_event_id: int | None = None,
+    callback_meta: str | None = None,
 ) -> bool:
     """The one transition for callbacks, reconciler polls and replays.
 
     `pending` → `succeeded` | `failed`. A final job never changes again, and a non-final status
     changes nothing, so late, duplicate or out-of-order reports are harmless. Returns True
     when the job changed (and then exactly one event was appended).
+
+    `meta`: status/get answers `result.meta: null`, so when the verified status has none the
+    job keeps the meta it has (stored at submit), else takes `callback_meta`, the meta of the
+    authenticated callback that triggered the verification. The raw `result` of the status
+    that finalises the job is stored as it came.
     """
     if job.is_final or not status.is_final:
         return False
@@ -131,8 +131,10 @@ async def apply_status(
         job.error_text = None
     else:
         job.error_text = status.error_text or "Printess reported a failure without details"
-    if status.meta is not None:
-        job.meta = status.meta
+    job.meta = status.meta or job.meta or callback_meta
+    job.result = status.result
+    job.unknown_answers = 0
+    job.vanished_at = None
     job.printess_order_id = job.printess_order_id or status.order_id
     job.template_name = job.template_name or status.template_name
     job.finished_at = status.finished_at or now
@@ -155,18 +157,48 @@ async def apply_status(
     return True
 
 
+async def record_unknown_answer(
+    session: AsyncSession, job: PrintessJob, *, vanished_after: int
+) -> bool:
+    """status/get answered that Printess does not know the job. After `vanished_after` such
+    answers in a row the job is flagged vanished, no longer polled, and one
+    `printess.job.vanished` event is appended (returns True then)."""
+    if job.is_final or job.vanished_at is not None:
+        return False
+    job.unknown_answers += 1
+    if job.unknown_answers < vanished_after:
+        return False
+    now = utcnow()
+    job.vanished_at = now
+    job.next_poll_at = None
+    job.updated_at = now
+    await session.flush()
+    await append_event(
+        session,
+        subject_type=SUBJECT,
+        subject_id=job.job_id,
+        type="printess.job.vanished",
+        data=job_event_data(job),
+    )
+    log.warning(
+        "printess.job.vanished", extra={"job_id": job.job_id, "answers": job.unknown_answers}
+    )
+    return True
+
+
 async def track_job(
-    session: AsyncSession, job_id: str, reference: str | None, *, reconcile_interval: float
+    session: AsyncSession, job_id: str, reference: str | None, *, first_poll_after: timedelta
 ) -> tuple[PrintessJob, bool]:
     """Start tracking a job the shop submitted itself (True when it was new). A given
-    reference replaces the stored one."""
+    reference replaces the stored one. The first poll waits `first_poll_after`, giving
+    Printess's callback its chance."""
     now = utcnow()
     job, created = await ensure_job(
         session,
         job_id,
         event_type="printess.job.tracked",
         reference=reference,
-        next_poll_at=now + first_poll_delay(reconcile_interval),
+        next_poll_at=now + first_poll_after,
     )
     if not created and reference is not None and reference != job.reference:
         job.reference = reference

@@ -3,6 +3,12 @@
 The submission row (with the key and the callback token's hash) is committed BEFORE produce is
 called: a concurrent or later repeat finds the claim and never calls produce again, and a callback
 that beats the produce answer is recognised by its token. Produce runs outside any transaction.
+
+Produce is billed and not idempotent, so it is sent once. When its outcome is unknown (timeout,
+5xx, connection lost after sending) the submission stays open with `outcome_unknown_at` set and
+the shop gets 202 `submission-outcome-unknown`. If Printess did enqueue the job, its callback
+(carrying this submission's token) records the job and settles the submission; a repeat with
+the same Idempotency-Key then returns the job. printhook never resends produce for it.
 """
 
 from __future__ import annotations
@@ -26,10 +32,18 @@ from app.printess import service
 from app.printess.client import (
     PrintessClient,
     PrintessError,
+    PrintessOutcomeUnknown,
     PrintessRejected,
     PrintessThrottled,
 )
 from app.printess.models import PrintessJob, PrintessSubmission
+from app.printess.schemas import (
+    REFERENCE_MAX,
+    TEMPLATE_NAME_MAX,
+    PayloadError,
+    check_storable,
+    has_bad_characters,
+)
 
 log = logging.getLogger("printhook.printess.submit")
 
@@ -45,8 +59,11 @@ class PrintessPaymentRequired(ProblemError):
     status, slug, title = 402, "printess-payment-required", "Printess: insufficient funds"
 
 
-class SubmissionOutcomeUnknown(Conflict):
-    slug, title = "submission-outcome-unknown", "The first submission's outcome is unknown"
+class SubmissionOutcomeUnknown(ProblemError):
+    """Printess may have enqueued the job; its callback will tell. Not an error the shop should
+    retry with a new key: 202, and a repeat with the same key returns the job once known."""
+
+    status, slug, title = 202, "submission-outcome-unknown", "The submission's outcome is unknown"
 
 
 class PrintessNotAccepted(ProblemError):
@@ -58,15 +75,53 @@ def _request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _validate(body: dict[str, Any]) -> str | None:
+def _validate(body: dict[str, Any], idempotency_key: str | None) -> str | None:
+    """Refuse (422) what printhook could not store or track, before anything is sent to
+    Printess. Returns the job's reference (the shop's own, else externalOrderId)."""
+    if idempotency_key is not None and (
+        len(idempotency_key) > 255 or has_bad_characters(idempotency_key)
+    ):
+        raise Unprocessable("Idempotency-Key must be at most 255 characters, without NUL")
+    try:
+        check_storable(body)
+    except PayloadError as exc:
+        raise Unprocessable(f"request body cannot be stored: {exc}") from None
     for name in ("templateName", "origin"):
         value = body.get(name)
         if not isinstance(value, str) or not value.strip():
             raise Unprocessable(f"{name} is required (a non-empty string)")
-    reference = body.get("reference")
-    if reference is not None and (not isinstance(reference, str) or len(reference) > 255):
-        raise Unprocessable("reference must be a string of at most 255 characters")
-    return reference
+    for name, limit in (
+        ("templateName", TEMPLATE_NAME_MAX),
+        ("reference", REFERENCE_MAX),
+        ("externalOrderId", REFERENCE_MAX),
+    ):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise Unprocessable(f"{name} must be a string of at most {limit} characters")
+    if body.get("meta") is not None and not isinstance(body.get("meta"), str):
+        raise Unprocessable("meta must be a string (Printess echoes it in the callback)")
+    reference = body.get("reference") or body.get("externalOrderId")
+    return reference if isinstance(reference, str) and reference else None
+
+
+def _outcome_unknown(submission: PrintessSubmission) -> SubmissionOutcomeUnknown:
+    if submission.idempotency_key is not None:
+        how = (
+            "repeat this request with the same Idempotency-Key to get the job once Printess's "
+            "callback has recorded it"
+        )
+    else:
+        how = "the job will appear in GET /v1/printess/jobs and the change feed"
+    return SubmissionOutcomeUnknown(
+        "Printess's answer to produce was lost, so printhook does not know whether the job "
+        "was enqueued, and will not call produce again for this submission (it is billed). "
+        f"If Printess enqueued it, its callback records the job: {how}. If no job appears "
+        "(Printess retries its callback for about a day), it was not enqueued: submit again "
+        "with a new Idempotency-Key",
+        headers={"Retry-After": "60"},
+        submitted_at=submission.created_at.isoformat(),
+        reference=submission.reference,
+    )
 
 
 def _problem(exc: PrintessError) -> ProblemError:
@@ -112,16 +167,13 @@ async def _repeat(session: AsyncSession, key: str, request_hash: str) -> Printes
             await session.commit()
             if job is not None:
                 return job
-        if submission.created_at < utcnow() - IN_FLIGHT_ABANDONED_AFTER:
-            # Resending could render the job twice; the old attempt's callback (its token is
-            # kept) still settles this key if Printess did enqueue it.
-            raise SubmissionOutcomeUnknown(
-                "the first request with this Idempotency-Key was interrupted while calling "
-                "Printess; printhook will not call produce again for this key. If Printess "
-                "enqueued the job, its callback settles this key and a repeat returns the job; "
-                "otherwise submit with a new Idempotency-Key",
-                submitted_at=submission.created_at.isoformat(),
-            )
+        if submission.state == "in_flight" and (
+            submission.outcome_unknown_at is not None
+            or submission.created_at < utcnow() - IN_FLIGHT_ABANDONED_AFTER
+        ):
+            # Its answer was lost, or a crash cut it off. Resending could render the job
+            # twice; the callback (its token is kept) settles this key if Printess has it.
+            raise _outcome_unknown(submission)
         if time.monotonic() > deadline:
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed",
@@ -143,11 +195,10 @@ async def submit_job(
         raise ServiceUnavailable(
             "printhook has no Printess service token (set PRINTHOOK_PRINTESS_SERVICE_TOKEN)"
         )
-    reference = _validate(body)
+    reference = _validate(body, idempotency_key)
     request_hash = _request_hash(body)
-    if idempotency_key is not None and len(idempotency_key) > 255:
-        raise Unprocessable("Idempotency-Key must be at most 255 characters")
 
+    meta: str | None = body.get("meta") or None
     token = secrets.token_urlsafe(32)
     token_hash = service.hash_token(token)
     template_name = str(body["templateName"])
@@ -196,8 +247,16 @@ async def submit_job(
             await session.commit()
             if job is not None:
                 return job, False
-        # Free the key for a retry, but keep the token hash: if Printess did enqueue the job
-        # after all, its callback is still recognised.
+        if isinstance(exc, PrintessOutcomeUnknown):
+            # Keep the key and the token: the callback settles it, a repeat waits for that.
+            submission.outcome_unknown_at = utcnow()
+            submission.error = str(exc)[:1000]
+            submission.updated_at = utcnow()
+            await session.commit()
+            log.warning("printess.produce.outcome_unknown", extra={"submission_id": submission_id})
+            raise _outcome_unknown(submission) from None
+        # Printess refused, throttled or was never reached, so it has no job: free the key
+        # for a retry (the token hash stays, should a callback come after all).
         submission.idempotency_key = None
         submission.state = "failed"
         submission.error = str(exc)[:1000]
@@ -209,16 +268,18 @@ async def submit_job(
         session,
         result.job_id,
         event_type="printess.job.submitted",
-        reference=reference or _text(body.get("externalOrderId")),
+        reference=reference,
         template_name=template_name,
         printess_order_id=result.order_id,
         callback_token_hash=token_hash,
-        next_poll_at=utcnow() + service.first_poll_delay(ctx.settings.reconcile_interval),
+        next_poll_at=utcnow() + ctx.settings.printess_first_poll_after,
+        meta=meta,
     )
     if not created:
         # The callback beat the produce answer and created the job already.
         job.callback_token_hash = job.callback_token_hash or token_hash
         job.printess_order_id = job.printess_order_id or result.order_id
+        job.meta = job.meta or meta
     submission = await session.get(PrintessSubmission, submission_id)
     assert submission is not None
     submission.state = "done"
@@ -227,7 +288,3 @@ async def submit_job(
     await session.commit()
     log.info("printess.job.submitted", extra={"job_id": result.job_id})
     return job, False
-
-
-def _text(value: object) -> str | None:
-    return value[:255] if isinstance(value, str) and value else None

@@ -6,14 +6,21 @@ It behaves like the parts of Printess printhook relies on:
 
 - `POST /production/produce` (Bearer token required) answers `{jobId, orderId}`; the job becomes
   final `delay` seconds later and `callbackUrl` is called with the callback shape
-  (`isFailure`/`failureDetails`; `callback_shape="status"` sends the status/get shape instead,
-  `"alternate"` switches between the two).
+  (`isFailure`/`failureDetails`, `meta` at the top and in `result`; `callback_shape="status"`
+  sends the status/get shape instead, `"alternate"` switches between the two).
+  `produce_answer_status` (e.g. 502) enqueues the job and then answers that status, like a
+  gateway failing after Printess took the job; `produce_delay` enqueues, then stalls.
+- `result` as Printess sends it: `r` maps document names to URLs, `d` maps the same names to
+  output file names (`<jobId>_1.pdf`), `p` lists pictures, `zip` is a zip URL and `ff` the URL of
+  a form-fields JSON file (all served under `/files/`).
 - Trigger template names: `simulate:402` → 402 `{c, m}` (insufficient funds), `simulate:406` → 406
   `{c, m}` (not accepted), `simulate:fail` → the job fails, `simulate:slow` → the job never
   finishes.
 - `POST /production/status/get` answers `BackendJobStatus`; `isFinalStatus` is false until `delay`
-  has passed. With `throttle_rate` N > 0, more than N calls within one second get 429 with
-  `Retry-After`.
+  has passed, and `result.meta` is null (Printess returns `meta` only in the callback). A job it
+  does not know (`forget()` drops one) gets 200 `isFinalStatus:false, isSuccess:false,
+  enqueuedOn:null`, as Printess answers for jobs it no longer knows. With `throttle_rate` N > 0,
+  more than N calls within one second get 429 with `Retry-After`.
 - `fail_rate` makes jobs fail, `lose_callback_rate` drops callbacks (never sent).
 - Introspection: `calls` (with monotonic timestamps), `jobs`, `callbacks`, `lose_next_callback()`,
   `callback_body()`, and over HTTP `GET /_sim/jobs` and `POST /_sim/jobs/{jobId}/callback`
@@ -30,14 +37,16 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from app.simulator.printess_payloads import SimJob, callback_body, status_body, unknown_job_body
 
 Shape = Literal["callback", "status", "alternate"]
 
@@ -49,6 +58,8 @@ class SimulatorConfig:
     delay: float = 2.0
     # How long produce itself takes to answer (the job is enqueued, and its timer runs, first).
     produce_delay: float = 0.0
+    # Answer produce with this status AFTER enqueuing the job (a 502 from a gateway, say).
+    produce_answer_status: int | None = None
     fail_rate: float = 0.0
     lose_callback_rate: float = 0.0
     # Max status/get calls per second; 0 disables throttling.
@@ -75,28 +86,6 @@ class CallbackAttempt:
     at: float
     status: int | None  # None: connection failed
     error: str | None = None
-
-
-@dataclass
-class SimJob:
-    job_id: str
-    order_id: str
-    template_name: str
-    origin: str | None
-    external_order_id: str | None
-    meta: str | None
-    callback_url: str | None
-    files_base: str
-    created_at: datetime
-    ready_at: float  # monotonic; math.inf = never
-    fails: bool
-    lose_callback: bool
-    shape: Literal["callback", "status"] = "callback"
-    callback_status: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def is_final(self, now: float) -> bool:
-        return now >= self.ready_at
 
 
 class PrintessSimulator:
@@ -176,42 +165,27 @@ class PrintessSimulator:
             self.jobs[job.job_id] = job
             return job
 
+    def forget(self, job_id: str) -> None:
+        """Printess no longer knows the job (status/get answers the unknown-job shape)."""
+        with self._lock:
+            self.jobs.pop(job_id, None)
+
     def finish(self, job_id: str) -> None:
         """Make a job final now (its callback, if scheduled, still follows its own timer)."""
         with self._lock:
             self.jobs[job_id].ready_at = time.monotonic()
 
-    def _result(self, job: SimJob) -> dict[str, Any]:
-        if job.fails:
-            return {"r": None, "d": None, "p": None, "meta": job.meta, "zip": None}
-        base = f"{job.files_base}/files/{job.job_id}"
-        return {
-            "r": {"document": f"{base}/document.pdf"},
-            "d": {},
-            "p": [{"d": "document", "u": f"{base}/preview-0.png", "i": 0}],
-            "meta": job.meta,
-            "zip": None,
-            "s": {"t": 1, "p": 0.2, "c": 0.1, "o": 0.0, "d": 0.0},
-        }
-
-    def status_body(self, job_id: str, *, final: bool | None = None) -> dict[str, Any]:
-        """`BackendJobStatus` as status/get answers it now (or as if final, for callbacks)."""
-        job = self.jobs[job_id]
+    def status_body(
+        self, job_id: str, *, final: bool | None = None, with_meta: bool = False
+    ) -> dict[str, Any]:
+        """`BackendJobStatus` as status/get answers it now (or as if final, for callbacks).
+        status/get carries no meta; `with_meta` is for the status-shaped callback."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return unknown_job_body(job_id)
         if final is None:
             final = job.is_final(time.monotonic())
-        stamp = (job.created_at + timedelta(seconds=0.5)).isoformat()
-        return {
-            "jobId": job.job_id,
-            "isFinalStatus": final,
-            "isSuccess": final and not job.fails,
-            "errorDetails": "Simulated render failure" if final and job.fails else None,
-            "enqueuedOn": job.created_at.isoformat(),
-            "processingOn": stamp,
-            "finishedOn": datetime.now(UTC).isoformat() if final and not job.fails else None,
-            "failedOn": datetime.now(UTC).isoformat() if final and job.fails else None,
-            "templateName": job.template_name,
-            "result": self._result(job) if final else None,
-        }
+        return status_body(job, final=final, with_meta=with_meta)
 
     def callback_body(
         self, job_id: str, shape: Literal["callback", "status"] | None = None
@@ -219,18 +193,8 @@ class PrintessSimulator:
         """The body Printess would post to callbackUrl for this job."""
         job = self.jobs[job_id]
         if (shape or job.shape) == "status":
-            return self.status_body(job_id, final=True)
-        return {
-            "jobId": job.job_id,
-            "orderId": job.order_id,
-            "userId": "sim-user",
-            "templateName": job.template_name,
-            "externalOrderId": job.external_order_id,
-            "meta": job.meta,
-            "result": self._result(job),
-            "isFailure": job.fails,
-            "failureDetails": "Simulated render failure" if job.fails else None,
-        }
+            return status_body(job, final=True, with_meta=True)
+        return callback_body(job)
 
     # --- behaviour --------------------------------------------------------------------------
 
@@ -351,6 +315,10 @@ class PrintessSimulator:
             self._schedule(job)
             if self.config.produce_delay:
                 await asyncio.sleep(self.config.produce_delay)
+            failure = self.config.produce_answer_status
+            if failure is not None:
+                self._record("/production/produce", job.job_id, failure)
+                return Response(b"<html>Bad Gateway</html>", failure, media_type="text/html")
             self._record("/production/produce", job.job_id, 200)
             return JSONResponse({"jobId": job.job_id, "orderId": job.order_id})
 
@@ -373,9 +341,9 @@ class PrintessSimulator:
                     status_code=429,
                     headers={"Retry-After": retry_after},
                 )
-            if job_id not in self.jobs:
-                self._record(path, job_id, 404)
-                return JSONResponse({"c": 404, "m": "Job not found"}, status_code=404)
+            if not isinstance(job_id, str) or not job_id:
+                self._record(path, None, 400)
+                return JSONResponse({"c": 400, "m": "jobId is required"}, status_code=400)
             self._record(path, job_id, 200)
             return JSONResponse(self.status_body(job_id))
 
@@ -387,6 +355,11 @@ class PrintessSimulator:
                 return Response(
                     b"%PDF-1.4\n% printess simulator\n%%EOF\n", media_type="application/pdf"
                 )
+            if name.endswith(".json"):
+                return JSONResponse({"environment": "simulator", "formFields": []})
+            if name.endswith(".zip"):
+                # An empty zip archive (end-of-central-directory record only).
+                return Response(b"PK\x05\x06" + bytes(18), media_type="application/zip")
             return Response(b"\x89PNG\r\n\x1a\n", media_type="image/png")
 
         @app.get("/_sim/jobs")

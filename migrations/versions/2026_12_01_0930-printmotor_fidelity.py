@@ -1,7 +1,7 @@
 """printmotor fidelity: raw timestamps, when the kept tracking was received, the done flag
 
 Revision ID: 0007_printmotor_fidelity
-Revises: 0004_ingest_apply
+Revises: 0006_printess_fidelity
 Create Date: 2026-12-01 08:30:00+00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.db
 
 revision: str = "0007_printmotor_fidelity"
-down_revision: str | None = "0004_ingest_apply"
+down_revision: str | None = "0006_printess_fidelity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ def printess_settings(database_url: str, printess_url: str, **overrides: Any) ->
         "printess_service_token": SERVICE_TOKEN,
         "printess_callback_secret": CALLBACK_SECRET,
         "reconcile_interval": 0.2,
+        # Tests do not wait Printess's 10 minutes before the first status/get.
+        "printess_first_poll_after": timedelta(seconds=0.2),
         "printess_status_rate": 50,
     }
     values.update(overrides)

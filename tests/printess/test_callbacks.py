@@ -291,7 +291,8 @@ def test_both_callback_shapes_are_understood() -> None:
     running = parse_status({"jobId": "c", "isFinalStatus": False, "isSuccess": False})
     assert callback.is_final
     assert callback.is_success
-    assert callback.documents == {"doc": "u1", "x": "u2"}
+    # `d` maps names to output file names, never URLs (issue 8): documents come from `r` only.
+    assert callback.documents == {"doc": "u1"}
     assert callback.pictures == [{"document": "doc", "url": "p", "index": 2}]
     assert callback.meta == "top"
     assert status.is_final

@@ -1,7 +1,9 @@
-"""The Printess client retries 429 and 5xx within bounds, honours Retry-After, hides the token."""
+"""The Printess client retries reads (429, 5xx) within bounds, honours Retry-After, hides the
+token, and never resends produce once it may have reached Printess."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -11,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.printess.client import (
     PrintessClient,
+    PrintessOutcomeUnknown,
     PrintessRejected,
     PrintessThrottled,
     PrintessUnavailable,
@@ -82,3 +85,62 @@ async def test_refusals_carry_printess_code_and_message() -> None:
         17,
         "Template unknown",
     )
+
+
+def produce_fake(answers: list[int], stall: float = 0.0) -> tuple[FastAPI, list[float]]:
+    """produce answering the given statuses in turn (429 with Retry-After 0.3), then 200."""
+    app = FastAPI()
+    seen: list[float] = []
+
+    @app.post("/production/produce")
+    async def produce() -> JSONResponse:
+        seen.append(time.monotonic())
+        if stall:
+            await asyncio.sleep(stall)
+        if len(seen) <= len(answers):
+            status = answers[len(seen) - 1]
+            headers = {"Retry-After": "0.3"} if status == 429 else {}
+            return JSONResponse({"c": status, "m": "x"}, status_code=status, headers=headers)
+        return JSONResponse({"jobId": "job-1", "orderId": "o-1"})
+
+    return app, seen
+
+
+async def test_produce_is_retried_only_on_429_honouring_retry_after() -> None:
+    app, seen = produce_fake([429])
+    with serve_in_thread(app) as url:
+        settings = printess_settings("sqlite+aiosqlite:///unused.db", url)
+        async with httpx.AsyncClient() as http:
+            result = await PrintessClient(http, settings).produce({"templateName": "t"})
+    assert result.job_id == "job-1"
+    assert len(seen) == 2
+    assert seen[1] - seen[0] >= 0.3
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_produce_5xx_is_never_resent(status: int) -> None:
+    app, seen = produce_fake([status] * 3)
+    with serve_in_thread(app) as url:
+        settings = printess_settings("sqlite+aiosqlite:///unused.db", url)
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(PrintessOutcomeUnknown) as unknown:
+                await PrintessClient(http, settings).produce({"templateName": "t"})
+    assert len(seen) == 1
+    assert SERVICE_TOKEN not in repr(unknown.value)
+
+
+async def test_produce_read_timeout_is_never_resent() -> None:
+    app, seen = produce_fake([], stall=1.0)
+    with serve_in_thread(app) as url:
+        settings = printess_settings("sqlite+aiosqlite:///unused.db", url)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=0.3)) as http:
+            with pytest.raises(PrintessOutcomeUnknown):
+                await PrintessClient(http, settings).produce({"templateName": "t"})
+    assert len(seen) == 1
+
+
+async def test_produce_to_a_refused_port_is_unavailable_not_unknown() -> None:
+    settings = printess_settings("sqlite+aiosqlite:///unused.db", "http://127.0.0.1:9")
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(PrintessUnavailable):
+            await PrintessClient(http, settings).produce({"templateName": "t"}, attempts=2)

@@ -308,7 +308,8 @@ async def test_repeat_of_a_submission_cut_off_by_a_crash_says_the_outcome_is_unk
         fresh_key = await client.post(
             "/v1/printess/jobs", json=CARD, headers={**AUTH, "Idempotency-Key": "crashed-2"}
         )
-    assert repeat.status_code == 409
+    assert repeat.status_code == 202
+    assert repeat.headers["content-type"] == "application/problem+json"
     assert repeat.json()["type"] == "urn:printhook:problem:submission-outcome-unknown"
     assert "new Idempotency-Key" in repeat.json()["detail"]
     assert fresh_key.status_code == 201

@@ -149,7 +149,9 @@ async def test_non_final_job_is_polled_again_only_after_its_backoff(
 ) -> None:
     slow = printess.sim.create_job("simulate:slow").job_id
     await track(database_url, printess.url, [slow])
-    settings = printess_settings(database_url, printess.url, reconcile_interval=60)
+    settings = printess_settings(
+        database_url, printess.url, printess_first_poll_after=timedelta(seconds=60)
+    )
     async with db_session(database_url) as session:
         job = await session.get(PrintessJob, slow)
         assert job is not None

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./printhook.db"
@@ -21,23 +31,65 @@ def _split_csv(value: object) -> object:
     return value
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+DURATION_FORMS = "seconds (300) or a number with s, m, h or d (300s, 5m, 24h, 7d)"
 
 
-def _duration(value: object) -> object:
-    """Accept seconds (`3600`), a unit suffix (`90s`, `15m`, `24h`, `7d`) or ISO 8601."""
+def parse_duration(value: object) -> timedelta:
+    """One duration syntax for every setting: `300`, `300s`, `5m`, `24h`, `7d` or ISO 8601 `P7D`.
+
+    Raises ValueError naming the accepted forms (never a parser's internal wording).
+    """
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{value!r} is not a duration: use {DURATION_FORMS}")
+        return timedelta(seconds=value)
     if isinstance(value, str):
         text = value.strip().lower()
-        try:
-            return timedelta(seconds=float(text))
-        except ValueError:
-            pass
-        if text[-1:] in _UNITS:
+        match = _DURATION.fullmatch(text)
+        if match:
+            return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        if text.startswith("p"):
             try:
-                return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+                parsed = _ISO_DURATION.validate_python(text.upper())
+            except ValidationError:
+                pass
+            else:
+                if parsed >= timedelta(0):
+                    return parsed
+    raise ValueError(f"{value!r} is not a duration: use {DURATION_FORMS}")
+
+
+_ISO_DURATION: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
+def _proxy_entry(entry: str) -> str:
+    """An IP address or a CIDR network, exactly as uvicorn's proxy middleware reads it."""
+    try:
+        if "/" in entry:
+            ipaddress.ip_network(entry)
+        else:
+            ipaddress.ip_address(entry)
+    except ValueError:
+        if "/" in entry:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 pass
-    return value
+            else:
+                raise ValueError(
+                    f"{entry!r} has host bits set; write the network as {network}"
+                ) from None
+        raise ValueError(
+            f"{entry!r} is not an IP address or a CIDR network (e.g. 10.0.0.1, 172.16.0.0/12); "
+            "separate entries with commas"
+        ) from None
+    return entry
 
 
 CommaList = Annotated[list[str], NoDecode]
@@ -112,6 +164,7 @@ class Settings(BaseSettings):
 
     # Background work
     run_workers: bool = True
+    # Seconds (a float) for the reconcilers; written like every other duration.
     reconcile_interval: float = Field(default=300.0, gt=0)
     reconcile_max_age: timedelta = timedelta(days=7)
 
@@ -133,6 +186,20 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _ips_and_networks(cls, value: list[str]) -> list[str]:
+        return [_proxy_entry(entry) for entry in value]
+
+    @field_validator("notify_schedule")
+    @classmethod
+    def _schedule_of_durations(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one wait, e.g. 5s,30s,2m")
+        for entry in value:
+            parse_duration(entry)
+        return value
+
     @field_validator(
         "printmotor_stale_after",
         "reconcile_max_age",
@@ -142,8 +209,13 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _durations(cls, value: object) -> object:
-        return _duration(value)
+    def _durations(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("reconcile_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> float:
+        return parse_duration(value).total_seconds()
 
     @field_validator("database_url")
     @classmethod
@@ -187,11 +259,14 @@ class Settings(BaseSettings):
                 raw = secret.get_secret_value()
                 if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 16:
                     raise ValueError(
-                        f"{name} holds a placeholder or a value shorter than 16 characters; "
-                        "set a real random secret"
+                        f"{name} holds a placeholder or a value shorter than 16 characters, "
+                        "refused with PRINTHOOK_ENVIRONMENT=production; set a real random secret"
                     )
         if not self.api_keys:
-            raise ValueError("PRINTHOOK_API_KEYS must be set outside development")
+            raise ValueError(
+                "PRINTHOOK_API_KEYS must be set with PRINTHOOK_ENVIRONMENT=production "
+                "(comma-separated bearer keys for the shop API)"
+            )
         return self
 
     @property
@@ -207,17 +282,42 @@ class Settings(BaseSettings):
 
 
 class ConfigurationError(Exception):
-    """Settings could not be loaded; the message names the variables at fault."""
+    """Settings could not be loaded: one line per problem, each naming its variable once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# Settings whose values may hold credentials: never echoed in an error.
+_SECRET_FIELDS = frozenset({"database_url", "notify_url"})
+
+
+def _is_secret_field(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    return name in _SECRET_FIELDS or (field is not None and "SecretStr" in repr(field.annotation))
+
+
+def _problem(error: Any) -> str:
+    """One readable line for one pydantic error: `PRINTHOOK_X: what is wrong`."""
+    message = str(error["msg"])
+    # pydantic prefixes the messages of our own validators; the variable name is prefix enough.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    if not loc:
+        return message  # a check across settings names its variables itself
+    field = loc[0]
+    if error["type"] != "value_error" and not _is_secret_field(field):
+        given = error.get("input")
+        if isinstance(given, str | int | float) and not isinstance(given, bool):
+            message += f" (got {str(given)[:80]!r})"
+    return f"PRINTHOOK_{field.upper()}: {message}"
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, turning validation errors into a readable message."""
+    """Read settings from the environment, turning validation errors into readable lines."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
-            name = "PRINTHOOK_" + loc[0].upper() if loc else "configuration"
-            problems.append(f"{name}: {error['msg']}")
-        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+        raise ConfigurationError([_problem(error) for error in exc.errors()]) from None

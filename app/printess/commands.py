@@ -33,8 +33,8 @@ def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
 def register_simulator(simulators: Any) -> None:
     """Add `printhook simulate printess`."""
     printess = simulators.add_parser("printess", help="a local Printess backend API")
-    printess.add_argument("--host", default="127.0.0.1")
-    printess.add_argument("--port", type=int, default=9000)
+    printess.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    printess.add_argument("--port", type=int, default=9000, help="port to listen on")
     printess.add_argument("--delay", type=float, default=2.0, help="seconds until a job is final")
     printess.add_argument("--fail-rate", type=float, default=0.0, help="share of jobs that fail")
     printess.add_argument(

@@ -27,7 +27,7 @@ from app.logging import configure_logging, register_secrets, settings_secrets
 from app.printess.commands import register_simulator as register_printess_simulator
 from app.printmotor.commands import register as register_printmotor_commands
 from app.printmotor.commands import register_simulators as register_printmotor_simulators
-from app.startup import bind_listener, check_database, log_configuration_summary
+from app.startup import bind_listener, check_database, log_configuration_summary, run_server
 
 log = logging.getLogger("printhook.cli")
 
@@ -56,8 +56,6 @@ def _stopped_gracefully(signum: int, frame: FrameType | None) -> None:
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.main import create_app
 
     # The port first: a taken port must stop us before migrations or background work start.
@@ -73,11 +71,9 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # of "killed by SIGTERM" (which orchestrators report as a crash).
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _stopped_gracefully)
-        config = uvicorn.Config(
+        run_server(
             app,
-            host=args.host,
-            port=args.port,
-            log_config=None,
+            listener,
             # printhook logs its own access line with the callback token masked.
             access_log=False,
             # The app applies X-Forwarded-* itself (PRINTHOOK_TRUSTED_PROXIES); doing it here
@@ -88,11 +84,9 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             # 10 s), then the lifespan stops the background workers.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
-        host, port = listener.getsockname()[:2]
-        log.info("server.starting", extra={"host": host, "port": port})
-        uvicorn.Server(config).run(sockets=[listener])
-    finally:
+    except BaseException:
         listener.close()
+        raise
     return ExitCode.OK
 
 
@@ -132,7 +126,33 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from app.inbound.retention import run_purge
 
-    return run_purge(settings, dry_run=args.dry_run)
+    if not args.json:
+        return run_purge(settings, dry_run=args.dry_run)
+    print(json.dumps(asyncio.run(_purge(settings, dry_run=args.dry_run))))
+    return ExitCode.OK
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> dict[str, Any]:
+    from app.context import AppContext
+    from app.inbound.retention import count_purgeable, purge_expired_bodies, retention_cutoff
+
+    ctx = AppContext.create(settings)
+    try:
+        cutoff = retention_cutoff(settings.retention_days)
+        if dry_run:
+            async with ctx.session_factory() as session:
+                count = await count_purgeable(session, cutoff)
+        else:
+            count = await purge_expired_bodies(ctx)
+    finally:
+        await ctx.aclose()
+    return {
+        "dryRun": dry_run,
+        "events": count.events,
+        "bytes": count.bytes,
+        "receivedBefore": cutoff.isoformat(timespec="seconds"),
+        "retentionDays": settings.retention_days,
+    }
 
 
 async def _reconcile(settings: Settings, *, once: bool) -> int:
@@ -267,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         "purge", help="drop raw inbound bodies older than PRINTHOOK_RETENTION_DAYS (rows stay)"
     )
     purge.add_argument("--dry-run", action="store_true", help="only show what would go")
+    purge.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (dryRun, events, bytes, receivedBefore, retentionDays)",
+    )
     purge.set_defaults(handler=_cmd_purge)
 
     replay = sub.add_parser(

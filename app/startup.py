@@ -15,6 +15,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -190,3 +191,21 @@ def bind_listener(host: str, port: int) -> socket.socket:
         raise CommandError(ExitCode.ADDRESS, f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def run_server(app: Any, listener: socket.socket, **options: Any) -> None:
+    """Serve `app` with uvicorn on an already bound `listener` (closed afterwards)."""
+    import uvicorn
+
+    host, port = listener.getsockname()[:2]
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, **options)
+    log.info("server.starting", extra={"host": host, "port": port})
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        listener.close()
+
+
+def serve_app(app: Any, host: str, port: int, **options: Any) -> None:
+    """Bind host:port (a taken port: CommandError, exit 4), then serve `app` on it."""
+    run_server(app, bind_listener(host, port), **options)

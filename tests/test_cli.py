@@ -352,3 +352,58 @@ def test_make_run_passes_host_and_port(tmp_path: Path) -> None:
         ["make", "-n", "-C", str(ROOT), "run"], capture_output=True, text=True, timeout=30
     )
     assert "printhook serve --host 127.0.0.1 --port 8000" in default.stdout
+
+
+@pytest.mark.parametrize("simulator", ["printess", "printmotor-api"])
+def test_a_simulator_on_a_taken_port_is_one_line_and_exit_4(tmp_path: Path, simulator: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("simulate", simulator, "--port", str(port), cwd=tmp_path)
+    assert done.returncode == ExitCode.ADDRESS
+    assert done.stderr.splitlines()[-1] == (
+        f"printhook: cannot listen on 127.0.0.1:{port}: the address is already in use "
+        "(another printhook?); choose another --port"
+    )
+    assert "Traceback" not in done.stderr
+
+
+async def test_purge_json_is_parseable(database_url: str, tmp_path: Path) -> None:
+    done = run("purge", "--dry-run", "--json", cwd=tmp_path, database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert {k: answer[k] for k in ("dryRun", "events", "bytes", "retentionDays")} == {
+        "dryRun": True,
+        "events": 0,
+        "bytes": 0,
+        "retentionDays": 30,
+    }
+
+
+def test_worker_logs_its_configuration_summary_and_stops_on_sigterm(tmp_path: Path) -> None:
+    assert run("migrate", cwd=tmp_path).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"],
+        cwd=tmp_path,
+        env=command_env(printmotor_webhook_secrets="worker-test-webhook-key-01"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        events = []
+        deadline = time.monotonic() + 30
+        while "worker.started" not in events:
+            assert time.monotonic() < deadline, events
+            line = proc.stderr.readline()
+            assert line, "worker exited"
+            events.append(json.loads(line)["event"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert out == ""
+    assert events.index("config.summary") < events.index("worker.started")
+    assert "config.warning" in events  # no API keys

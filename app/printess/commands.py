@@ -6,11 +6,10 @@ import argparse
 from typing import Any
 
 from app.config import Settings
+from app.startup import serve_app
 
 
 def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.simulator.printess import SimulatorConfig, create_printess_simulator
 
     config = SimulatorConfig(
@@ -26,7 +25,7 @@ def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
         f"PRINTHOOK_PRINTESS_API_URL=http://{args.host}:{args.port}",
         flush=True,
     )
-    uvicorn.run(create_printess_simulator(config), host=args.host, port=args.port, log_config=None)
+    serve_app(create_printess_simulator(config), args.host, args.port)
     return 0
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 
 from app.config import Settings
+from app.startup import serve_app
 
 
 def _cmd_send_webhook(settings: Settings, args: argparse.Namespace) -> int:
@@ -42,8 +43,6 @@ def _cmd_send_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_fake_api(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.simulator.printmotor import FakePrintmotor
 
     fake = FakePrintmotor(username=args.username, password=args.password, service=args.service)
@@ -52,7 +51,7 @@ def _cmd_fake_api(settings: Settings, args: argparse.Namespace) -> int:
         f"(user {args.username!r}, service {args.service!r})",
         file=sys.stderr,
     )
-    uvicorn.run(fake.app, host=args.host, port=args.port, log_config=None, access_log=False)
+    serve_app(fake.app, args.host, args.port, access_log=False)
     return 0
 
 

@@ -217,3 +217,56 @@ def test_the_images_commands_install_migrate_serve_and_stop_cleanly(tmp_path: Pa
     assert server.returncode == 0, output[-3000:]
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line["event"] == "http.request" for line in lines)
+
+
+def compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def test_compose_accepts_the_filled_in_example_and_refuses_an_empty_password(
+    tmp_path: Path,
+) -> None:
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRINTHOOK_", "POSTGRES_"))}
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    empty = subprocess.run(
+        [*command, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert empty.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in empty.stderr
+    (tmp_path / ".env").write_text(
+        (ROOT / ".env.example")
+        .read_text()
+        .replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=pg-password-0001\n")
+        .replace("\n# PRINTHOOK_API_KEYS=\n", "\nPRINTHOOK_API_KEYS=4f9c2e7a1b3d5f6a8c0e\n")
+    )
+    filled = subprocess.run(
+        [*command, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert filled.returncode == 0, filled.stderr
+    app = yaml.safe_load(filled.stdout)["services"]["app"]
+    assert app["environment"]["PRINTHOOK_ENVIRONMENT"] == "production"
+    assert app["environment"]["PRINTHOOK_API_KEYS"] == "4f9c2e7a1b3d5f6a8c0e"
+    assert app["environment"]["PRINTHOOK_DATABASE_URL"] == (
+        "postgresql+asyncpg://printhook:pg-password-0001@postgres:5432/printhook"
+    )
+    assert app["environment"]["PRINTHOOK_TRUSTED_PROXIES"] == "127.0.0.1,::1,172.16.0.0/12"
+    # What the container would be given is a valid production configuration.
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        **{
+            name.removeprefix("PRINTHOOK_").lower(): value
+            for name, value in app["environment"].items()
+            if name.startswith("PRINTHOOK_")
+        },
+    )
+    assert settings.environment == "production"

@@ -1,5 +1,8 @@
 # The two commands: `make run` (serve on the embedded SQLite default) and `make test`.
+# `make run HOST=0.0.0.0 PORT=8080` listens elsewhere.
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,7 +19,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/printhook serve
+	$(BIN)/printhook serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

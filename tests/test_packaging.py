@@ -38,16 +38,44 @@ def test_env_example_documents_every_setting() -> None:
     assert documented - declared == set(), ".env.example names unknown settings"
 
 
-def test_env_example_refuses_to_start_until_secrets_are_filled_in(tmp_path: Path) -> None:
-    example = (ROOT / ".env.example").read_text()
-    with pytest.raises(ConfigurationError, match="PRINTHOOK_API_KEYS"):
-        load_settings(_env_file=str(ROOT / ".env.example"))
-    filled = tmp_path / ".env"
-    filled.write_text(
-        example.replace("PRINTHOOK_API_KEYS=\n", "PRINTHOOK_API_KEYS=4f9c2e7a1b3d5f6a8c0e\n")
+def compose_environment() -> dict[str, str]:
+    """What docker-compose.yml sets for the printhook containers, interpolated as compose
+    would with POSTGRES_PASSWORD and no PRINTHOOK_TRUSTED_PROXIES in .env."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    values: dict[str, str] = {}
+    for name, value in compose["x-printhook"]["environment"].items():
+        value = re.sub(r"\$\{POSTGRES_PASSWORD:\?[^}]*\}", "pg-password-0001", value)
+        values[name] = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+    return values
+
+
+def test_env_example_is_safe_for_a_local_serve_in_the_same_folder(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    settings = load_settings(_env_file=str(tmp_path / ".env"))
+    # Every PRINTHOOK_ line is commented out: a local run keeps every default.
+    assert settings == Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.environment == "development"
+    assert settings.is_sqlite
+
+
+def test_compose_with_the_example_refuses_to_start_until_secrets_are_filled_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in compose_environment().items():
+        monkeypatch.setenv(name, value)
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+    with pytest.raises(ConfigurationError, match="PRINTHOOK_API_KEYS must be set"):
+        load_settings(_env_file=str(env_file))
+    env_file.write_text(
+        (ROOT / ".env.example").read_text()
+        + "PRINTHOOK_API_KEYS=4f9c2e7a1b3d5f6a8c0e\nPOSTGRES_PASSWORD=pg-password-0001\n"
     )
-    settings = load_settings(_env_file=str(filled))
+    settings = load_settings(_env_file=str(env_file))
     assert settings.environment == "production"
+    assert settings.database_url == (
+        "postgresql+asyncpg://printhook:pg-password-0001@postgres:5432/printhook"
+    )
     assert settings.trusted_proxies == ["127.0.0.1", "::1", "172.16.0.0/12"]
 
 
@@ -66,8 +94,12 @@ def test_compose_runs_migrate_once_before_the_app_on_a_healthy_postgres() -> Non
         "migrate": {"condition": "service_completed_successfully"},
     }
     assert app["ports"] == ["127.0.0.1:8000:8000"]
+    # The image compose runs is the one it builds from this folder.
+    assert (migrate["build"], app["build"]) == (".", ".")
+    assert migrate["image"] == app["image"]
     for service in (migrate, app):
         assert service["env_file"] == ".env"
+        assert service["environment"]["PRINTHOOK_ENVIRONMENT"] == "production"
         url = service["environment"]["PRINTHOOK_DATABASE_URL"]
         assert url.startswith("postgresql+asyncpg://printhook:${POSTGRES_PASSWORD")
         assert url.endswith("@postgres:5432/printhook")
@@ -146,7 +178,9 @@ def test_the_images_commands_install_migrate_serve_and_stop_cleanly(tmp_path: Pa
         [printhook, "migrate"], cwd=srv, env=env, capture_output=True, text=True, timeout=60
     )
     assert migrated.returncode == 0, migrated.stderr
-    assert '"event": "db.migrated"' in migrated.stdout
+    # Logs go to stderr; migrate prints no result.
+    assert '"event": "db.migrated"' in migrated.stderr
+    assert migrated.stdout == ""
 
     port = free_port()
     server = subprocess.Popen(
@@ -183,3 +217,56 @@ def test_the_images_commands_install_migrate_serve_and_stop_cleanly(tmp_path: Pa
     assert server.returncode == 0, output[-3000:]
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line["event"] == "http.request" for line in lines)
+
+
+def compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def test_compose_accepts_the_filled_in_example_and_refuses_an_empty_password(
+    tmp_path: Path,
+) -> None:
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither docker-compose nor the docker compose plugin is installed")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRINTHOOK_", "POSTGRES_"))}
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    empty = subprocess.run(
+        [*command, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert empty.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in empty.stderr
+    (tmp_path / ".env").write_text(
+        (ROOT / ".env.example")
+        .read_text()
+        .replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=pg-password-0001\n")
+        .replace("\n# PRINTHOOK_API_KEYS=\n", "\nPRINTHOOK_API_KEYS=4f9c2e7a1b3d5f6a8c0e\n")
+    )
+    filled = subprocess.run(
+        [*command, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert filled.returncode == 0, filled.stderr
+    app = yaml.safe_load(filled.stdout)["services"]["app"]
+    assert app["environment"]["PRINTHOOK_ENVIRONMENT"] == "production"
+    assert app["environment"]["PRINTHOOK_API_KEYS"] == "4f9c2e7a1b3d5f6a8c0e"
+    assert app["environment"]["PRINTHOOK_DATABASE_URL"] == (
+        "postgresql+asyncpg://printhook:pg-password-0001@postgres:5432/printhook"
+    )
+    assert app["environment"]["PRINTHOOK_TRUSTED_PROXIES"] == "127.0.0.1,::1,172.16.0.0/12"
+    # What the container would be given is a valid production configuration.
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        **{
+            name.removeprefix("PRINTHOOK_").lower(): value
+            for name, value in app["environment"].items()
+            if name.startswith("PRINTHOOK_")
+        },
+    )
+    assert settings.environment == "production"

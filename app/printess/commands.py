@@ -6,11 +6,10 @@ import argparse
 from typing import Any
 
 from app.config import Settings
+from app.startup import serve_app
 
 
 def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.simulator.printess import SimulatorConfig, create_printess_simulator
 
     config = SimulatorConfig(
@@ -27,15 +26,15 @@ def _cmd_simulate_printess(settings: Settings, args: argparse.Namespace) -> int:
         f"PRINTHOOK_PRINTESS_API_URL=http://{args.host}:{args.port}",
         flush=True,
     )
-    uvicorn.run(create_printess_simulator(config), host=args.host, port=args.port, log_config=None)
+    serve_app(create_printess_simulator(config), args.host, args.port)
     return 0
 
 
 def register_simulator(simulators: Any) -> None:
     """Add `printhook simulate printess`."""
     printess = simulators.add_parser("printess", help="a local Printess backend API")
-    printess.add_argument("--host", default="127.0.0.1")
-    printess.add_argument("--port", type=int, default=9000)
+    printess.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    printess.add_argument("--port", type=int, default=9000, help="port to listen on")
     printess.add_argument("--delay", type=float, default=2.0, help="seconds until a job is final")
     printess.add_argument("--fail-rate", type=float, default=0.0, help="share of jobs that fail")
     printess.add_argument(

@@ -8,6 +8,7 @@ import json
 import sys
 
 from app.config import Settings
+from app.startup import serve_app
 
 
 def _cmd_send_webhook(settings: Settings, args: argparse.Namespace) -> int:
@@ -31,14 +32,17 @@ def _cmd_send_webhook(settings: Settings, args: argparse.Namespace) -> int:
         tracking_links=args.link,
         delivery_time=args.delivery_time,
     )
-    response = send_webhook(args.url, secret, body, args.encoding)
+    url = args.url
+    if url is None and args.port is not None:
+        url = f"http://127.0.0.1:{args.port}/webhooks/printmotor"
+    if url is None:
+        url = f"{settings.public_base_url}/webhooks/printmotor"
+    response = send_webhook(url, secret, body, args.encoding)
     print(f"{response.status_code} {response.text}")
     return 0 if response.is_success else 1
 
 
 def _cmd_fake_api(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.simulator.printmotor import FakePrintmotor
 
     fake = FakePrintmotor(username=args.username, password=args.password, service=args.service)
@@ -47,7 +51,7 @@ def _cmd_fake_api(settings: Settings, args: argparse.Namespace) -> int:
         f"(user {args.username!r}, service {args.service!r})",
         file=sys.stderr,
     )
-    uvicorn.run(fake.app, host=args.host, port=args.port, log_config=None, access_log=False)
+    serve_app(fake.app, args.host, args.port, access_log=False)
     return 0
 
 
@@ -76,8 +80,16 @@ def register_simulators(simulators: argparse._SubParsersAction) -> None:  # type
     hook = simulators.add_parser(
         "printmotor-webhook", help="send a webhook signed exactly as Printmotor signs it"
     )
-    hook.add_argument("--url", default="http://127.0.0.1:8000/webhooks/printmotor")
-    hook.add_argument("--secret", help="HMAC key (default: first PRINTMOTOR_WEBHOOK_SECRETS)")
+    target = hook.add_mutually_exclusive_group()
+    target.add_argument(
+        "--url", help="where to send it (default: PRINTHOOK_PUBLIC_BASE_URL/webhooks/printmotor)"
+    )
+    target.add_argument(
+        "--port", type=int, help="send to a printhook on http://127.0.0.1:PORT instead"
+    )
+    hook.add_argument(
+        "--secret", help="HMAC key (default: the first of PRINTHOOK_PRINTMOTOR_WEBHOOK_SECRETS)"
+    )
     hook.add_argument(
         "--order", required=True, type=int, help="orderNumber (an integer, as Printmotor sends)"
     )
@@ -93,15 +105,24 @@ def register_simulators(simulators: argparse._SubParsersAction) -> None:  # type
         "--delivery-time",
         help="deliveryTime without a zone, as Printmotor sends it, e.g. 2026-11-24T14:57:56",
     )
-    hook.add_argument("--encoding", choices=["base64", "hex"], default="base64")
+    hook.add_argument(
+        "--encoding",
+        choices=["base64", "hex"],
+        default="base64",
+        help="how the signature is written in X-Printmotor-Hmac-SHA256",
+    )
     hook.set_defaults(handler=_cmd_send_webhook)
 
     api = simulators.add_parser("printmotor-api", help="run a fake Printmotor order API")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8090)
-    api.add_argument("--username", default="printhook")
-    api.add_argument("--password", default="printmotor-password")
-    api.add_argument("--service", default="printhook-service")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    api.add_argument("--port", type=int, default=8090, help="port to listen on")
+    api.add_argument("--username", default="printhook", help="HTTP Basic user to require")
+    api.add_argument(
+        "--password", default="printmotor-password", help="HTTP Basic password to require"
+    )
+    api.add_argument(
+        "--service", default="printhook-service", help="X-Printmotor-Service value to require"
+    )
     api.set_defaults(handler=_cmd_fake_api)
 
 

@@ -70,6 +70,10 @@ class PrintmotorUnavailable(ServiceUnavailable):
     slug, title = "printmotor-unavailable", "Printmotor cannot take orders right now"
 
 
+class PrintmotorNotConfigured(ServiceUnavailable):
+    slug, title = "printmotor-not-configured", "Printmotor order credentials are not configured"
+
+
 @dataclass(frozen=True)
 class Placement:
     state: str
@@ -281,7 +285,7 @@ def _problem_for(exc: pm.PrintmotorError) -> ProblemError:
             headers={"Retry-After": str(int(exc.retry_after))},
         )
     if isinstance(exc, pm.NotConfigured):
-        return PrintmotorUnavailable(str(exc))
+        return PrintmotorNotConfigured(f"{exc}, then restart printhook; nothing was placed")
     return PrintmotorUnavailable("Printmotor could not be reached; nothing was placed")
 
 

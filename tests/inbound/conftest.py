@@ -39,9 +39,10 @@ def printhook(
         with ThreadPoolExecutor(max_workers=1) as pool:
             code = pool.submit(main, list(args)).result()
         out, err = capsys.readouterr()
-        # Keep only what the command printed, not its JSON log lines.
+        # Keep only what the command printed, not its JSON log lines (written to stderr).
         printed = "\n".join(line for line in out.splitlines() if not _is_log_line(line))
-        return code, printed, err
+        said = "".join(line for line in err.splitlines(True) if not _is_log_line(line))
+        return code, printed, said
 
     try:
         yield run

@@ -57,7 +57,7 @@ async def test_replaying_an_applied_printmotor_webhook_changes_nothing(
 ) -> None:
     event_id = await deliver_order(database_url)
     before, events_before = await order_state(database_url), await feed_size(database_url)
-    code, out, err = printhook("replay", str(event_id))
+    code, out, err = printhook("replay", str(event_id), "--json")
     assert (code, err) == (0, "")
     replayed = json.loads(out)
     assert (replayed["id"], replayed["source"], replayed["subject"]) == (
@@ -83,13 +83,13 @@ async def test_replay_reapplies_a_printmotor_webhook_whose_effect_was_lost(
         )
         await session.commit()
     events_before = await feed_size(database_url)
-    code, out, _ = printhook("replay", str(event_id))
+    code, out, _ = printhook("replay", str(event_id), "--json")
     assert code == 0
     assert json.loads(out)["state"] == "applied"
     status, tracking, _ = await order_state(database_url)
     assert (status, tracking) == ("delivered", "JJFI123")
     assert await feed_size(database_url) == events_before + 1
-    code, out, _ = printhook("replay", str(event_id))
+    code, out, _ = printhook("replay", str(event_id), "--json")
     assert code == 0
     assert await feed_size(database_url) == events_before + 1
 
@@ -117,7 +117,7 @@ async def test_replaying_a_printess_callback_is_idempotent_and_heals_a_lost_effe
     assert answer.status_code == 200
     event_id = await only_inbound_id(database_url, "printess")
 
-    code, out, _ = printhook("replay", str(event_id))
+    code, out, _ = printhook("replay", str(event_id), "--json")
     assert code == 0
     assert json.loads(out)["state"] == "applied"
     async with db_session(database_url) as session:
@@ -127,7 +127,7 @@ async def test_replaying_a_printess_callback_is_idempotent_and_heals_a_lost_effe
         job.status, job.finalized_by, job.documents = "pending", None, {}
         await session.commit()
 
-    code, out, _ = printhook("replay", str(event_id))
+    code, out, _ = printhook("replay", str(event_id), "--json")
     assert (code, json.loads(out)["state"]) == (0, "applied")
     async with db_session(database_url) as session:
         job = await session.get(PrintessJob, "job-9")
@@ -157,6 +157,6 @@ async def test_replay_of_a_purged_event_fails_clearly(
         session.add(event)
         await session.commit()
         event_id = event.id
-    code, _, err = printhook("replay", str(event_id))
+    code, _, err = printhook("replay", str(event_id), "--json")
     assert code == 1
     assert f"inbound event {event_id} cannot be replayed: its body was purged" in err

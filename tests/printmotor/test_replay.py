@@ -20,7 +20,7 @@ async def test_replaying_an_applied_webhook_changes_nothing(database_url: str) -
             outcome = await replay_inbound_event(ctx, session, event)
             await session.commit()
     assert outcome == "unchanged"
-    assert await feed_types(database_url, 60) == ["printmotor.order.delivered"]
+    assert await feed_types(database_url, 60) == ["printmotor.order.received"]
 
 
 async def test_replaying_a_lost_effect_reapplies_it(database_url: str) -> None:

@@ -13,6 +13,8 @@ from app.background import BackgroundWorkers, PeriodicTask
 from app.config import Settings, load_settings
 from app.context import AppContext
 from app.errors import install_error_handlers
+from app.feed.notifier import notifier_task
+from app.feed.router import router as feed_router
 from app.inbound.retention import retention_task
 from app.logging import register_secrets, settings_secrets
 from app.ops.fastlane import FastLane
@@ -35,6 +37,7 @@ def background_tasks(ctx: AppContext) -> list[PeriodicTask]:
         retention_task(),
         printess_reconciler_task(ctx),
         printmotor_reconciler_task(ctx),
+        notifier_task(ctx),
     ]
 
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(printess_router)
     app.include_router(printmotor_router)
+    app.include_router(feed_router)
     # Last added runs first: proxy headers fix the client address before the access log
     # records it, and the request id is bound before anything else can log.
     app.add_middleware(FastLane, routes=[printmotor_webhook_route])

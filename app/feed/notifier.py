@@ -53,6 +53,19 @@ def retry_schedule(settings: Settings) -> list[timedelta]:
     return waits
 
 
+def notify_url(settings: Settings) -> str | None:
+    """PRINTHOOK_NOTIFY_URL, checked at startup to be an absolute http(s) URL."""
+    if not settings.notify_url:
+        return None
+    try:
+        url = httpx.URL(settings.notify_url)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError("PRINTHOOK_NOTIFY_URL: must be an http:// or https:// URL")
+    return settings.notify_url
+
+
 def signers(settings: Settings) -> list[Webhook]:
     """One Standard Webhooks signer per secret in PRINTHOOK_NOTIFY_SECRETS."""
     result = []
@@ -101,18 +114,20 @@ async def attempt(
 ) -> AttemptResult:
     """POST once; never follows a redirect. Errors name their kind, never the URL."""
     try:
-        response = await client.post(url, content=body, headers=headers)
+        # The answer's body is never read: only its status and headers matter.
+        async with client.stream("POST", url, content=body, headers=headers) as response:
+            status = response.status_code
+            retry_after = response.headers.get("retry-after")
     except httpx.TimeoutException:
         return AttemptResult("timeout", error="no answer within PRINTHOOK_NOTIFY_TIMEOUT")
     except httpx.HTTPError as exc:
         return AttemptResult("network_error", error=f"could not connect ({type(exc).__name__})")
-    status = response.status_code
     if 200 <= status < 300:
         return AttemptResult("delivered", status=status)
     if status == 410:
         return AttemptResult("gone", status=status, error="410 Gone: delivery disabled")
     if status in (429, 503):
-        wait = _retry_after(response.headers.get("retry-after"), utcnow())
+        wait = _retry_after(retry_after, utcnow())
         return AttemptResult("throttled", status=status, error=f"HTTP {status}", retry_after=wait)
     if 300 <= status < 400:
         return AttemptResult(
@@ -136,6 +151,7 @@ class Notifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.since = utcnow()
+        self.url = notify_url(settings)
         self.configured = delivery.delivery_configured(settings)
         self.schedule = retry_schedule(settings)
         self.secrets = signers(settings) if self.configured else []
@@ -181,8 +197,8 @@ class Notifier:
     async def _send_all(
         self, ctx: AppContext, claimed: list[Claimed], summary: NotifySummary
     ) -> None:
-        assert self.settings.notify_url is not None
-        url = self.settings.notify_url
+        assert self.url is not None
+        url = self.url
         async with httpx.AsyncClient(
             timeout=self.timeout, follow_redirects=False, headers={"user-agent": "printhook"}
         ) as client:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from app.config import ConfigurationError
 from app.context import AppContext
 from app.feed.models import Delivery, Event, NotifyState
 from app.feed.notifier import Notifier
@@ -300,3 +301,25 @@ async def test_two_notifiers_on_one_postgres_send_each_attempt_once(
     assert sorted(ids) == sorted([*set(ids), *set(ids)])
     rows = await deliveries(database_url)
     assert {(d.state, d.attempts) for d in rows} == {("delivered", 2)}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"notify_schedule": "5s,soon"}, "PRINTHOOK_NOTIFY_SCHEDULE"),
+        ({"notify_secrets": "whsec_not*base64"}, "PRINTHOOK_NOTIFY_SECRETS"),
+        ({"notify_url": "ftp://shop.example/hook"}, "PRINTHOOK_NOTIFY_URL"),
+    ],
+)
+def test_unusable_notify_settings_refuse_to_start_and_never_echo_the_secret(
+    overrides: dict[str, str], named: str
+) -> None:
+    values = {
+        "notify_url": "https://shop.example/hook",
+        "notify_secrets": new_secret(),
+        **overrides,
+    }
+    settings = make_settings("sqlite+aiosqlite:///unused.db", **values)
+    with pytest.raises(ConfigurationError, match=named) as raised:
+        Notifier(settings)
+    assert "not*base64" not in str(raised.value)

@@ -27,6 +27,7 @@ from app.feed import delivery
 from app.feed.delivery import AttemptResult, Claimed
 from app.feed.models import Event
 from app.feed.service import event_json
+from app.feed.wake import Waker
 from app.ops.metrics import DELIVERY_ATTEMPTS
 
 log = logging.getLogger("printhook.notify")
@@ -159,8 +160,17 @@ class Notifier:
         self.timeout = httpx.Timeout(timeout)
         # A send is abandoned after `timeout`; the lease outlives it comfortably.
         self.lease = timedelta(seconds=timeout + 60)
+        self._waker: Waker | None = None
         if settings.notify_url and not settings.notify_secrets:
             log.error("notify.unsigned", extra={"hint": "set PRINTHOOK_NOTIFY_SECRETS"})
+
+    async def _between_passes(self) -> None:
+        # The first pass starts at once; later ones wait for a commit of new events in this
+        # process, a second at most (other replicas' events and due retries).
+        if self._waker is None:
+            self._waker = Waker()
+            return
+        await self._waker.sleep(POLL_SECONDS)
 
     def next_attempt_at(self, attempts_made: int, result: AttemptResult) -> datetime | None:
         """When to try again after `attempts_made` attempts (None: give up)."""
@@ -179,6 +189,7 @@ class Notifier:
         summary = NotifySummary()
         if not self.configured:
             return summary
+        await self._between_passes()
         summary.enqueued = await delivery.enqueue(ctx, self.since)
         for _ in range(50):
             async with ctx.session_factory() as session:
@@ -258,4 +269,7 @@ class Notifier:
 def notifier_task(ctx: AppContext) -> PeriodicTask:
     """The notifier as background work (does nothing without PRINTHOOK_NOTIFY_URL)."""
     notifier = Notifier(ctx.settings)
-    return PeriodicTask("notifier", POLL_SECONDS, notifier.run_once)
+    # The pass itself waits between passes (see `_between_passes`); without delivery
+    # configured it only ever waits here.
+    interval = 0.0 if notifier.configured else 3600.0
+    return PeriodicTask("notifier", interval, notifier.run_once)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import dialect_name, utcnow
 from app.feed.models import Event
+from app.feed.wake import mark_appended
 
 SUBJECT_TYPES = ("printess_job", "printmotor_order")
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -59,6 +60,7 @@ async def append_event(
             inbound_event_id=inbound_event_id,
         )
     )
+    mark_appended(session)
 
 
 def _tx_id(session: AsyncSession, subject_type: str, subject_id: str) -> ColumnElement[int] | int:

@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.config import ConfigurationError
 from app.context import AppContext
+from app.feed import notifier
 from app.feed.models import Delivery, Event, NotifyState
 from app.feed.notifier import Notifier
 from tests.feed.conftest import Receiver, new_secret, notify_settings, observe
@@ -323,3 +324,21 @@ def test_unusable_notify_settings_refuse_to_start_and_never_echo_the_secret(
     with pytest.raises(ConfigurationError, match=named) as raised:
         Notifier(settings)
     assert "not*base64" not in str(raised.value)
+
+
+async def test_a_commit_of_new_events_wakes_the_notifier_at_once(
+    database_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Polling alone would take half a minute here.
+    monkeypatch.setattr(notifier, "POLL_SECONDS", 30.0)
+    async with running_app(notify_settings(database_url, receiver)) as (_, client):
+
+        async def first_pass_done() -> bool:
+            async with db_session(database_url) as session:
+                return await session.get(NotifyState, 1) is not None
+
+        await wait_for(first_pass_done)
+        started = time.monotonic()
+        await client.put("/v1/printess/jobs/wake-1", headers=AUTH)
+        await wait_for(delivered_count(receiver, 1), timeout=10)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 10

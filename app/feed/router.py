@@ -96,7 +96,7 @@ async def list_deliveries(
     _: ShopKey,
     session: SessionDep,
     state: Literal["pending", "delivered", "failed"] | None = None,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> DeliveryPage:
     """Outbound deliveries in creation order; `state=failed` lists the ones given up."""

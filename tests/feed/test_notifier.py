@@ -177,8 +177,14 @@ async def test_a_redirect_is_not_followed_and_failed_deliveries_can_be_sent_agai
         assert bulk.json() == {"redelivered": 1}
         await wait_for(delivered_count(receiver, 2))  # type: ignore[arg-type]
 
+        for params in ({"state": "lost"}, {"cursor": "9" * 30}, {"cursor": "-1"}, {"limit": 0}):
+            answer = await client.get("/v1/deliveries", params=params, headers=AUTH)
+            assert answer.status_code == 422, params
+            assert answer.headers["content-type"] == "application/problem+json"
         missing = await client.post("/v1/events/999999/redeliver", headers=AUTH)
         assert missing.status_code == 404
+        absurd = await client.post(f"/v1/events/{10**20}/redeliver", headers=AUTH)
+        assert absurd.status_code == 422
         bad = await client.post("/v1/deliveries/redeliver", params={"since": "soon"}, headers=AUTH)
         assert bad.status_code == 422
     assert receiver.ids(status=200) == [f"evt_{event_id}"] * 2

@@ -29,6 +29,7 @@ async def settled(
         return (items, cursor) if len(items) >= count else None
 
     result = await wait_for(page)
+    assert result is not None
     assert len(result[0]) == count
     return result
 

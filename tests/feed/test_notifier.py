@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,7 +31,7 @@ async def event_ids(database_url: str) -> list[int]:
         return list((await session.scalars(select(Event.id).order_by(Event.id))).all())
 
 
-def delivered_count(receiver: Receiver, n: int) -> object:
+def delivered_count(receiver: Receiver, n: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return len(receiver.ids(status=200)) >= n
 
@@ -43,7 +44,7 @@ async def test_every_event_is_posted_signed_and_verifies_with_standardwebhooks(
     async with running_app(notify_settings(database_url, receiver)) as (_, client):
         await client.put("/v1/printess/jobs/job-1", json={"reference": "R"}, headers=AUTH)
         await observe(database_url, "6912", "received")
-        await wait_for(delivered_count(receiver, 2))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 2))
         feed = (await client.get("/v1/events", headers=AUTH)).json()["items"]
 
     assert all(r.verified for r in receiver.received)
@@ -65,7 +66,7 @@ async def test_during_a_secret_rotation_either_key_verifies(
     settings = notify_settings(database_url, receiver, notify_secrets=f"{old},{receiver.secret}")
     async with running_app(settings):
         await observe(database_url, "1", "received")
-        await wait_for(delivered_count(receiver, 1))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 1))
     request = receiver.received[0]
     assert request.verified
     assert len(request.headers["webhook-signature"].split(" ")) == 2
@@ -100,10 +101,10 @@ async def test_a_receiver_failing_three_times_gets_the_event_once_per_failure_th
     receiver.script = script
     async with running_app(notify_settings(database_url, receiver)) as (_, client):
         await observe(database_url, "3", "received")
-        await wait_for(delivered_count(receiver, 1))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 1))
         # Another event goes through afterwards; the first one is not sent again.
         await observe(database_url, "4", "received")
-        await wait_for(delivered_count(receiver, 2))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 2))
         metrics = (await client.get("/metrics")).text
     first, second = await event_ids(database_url)
     assert receiver.ids() == [f"evt_{first}"] * 4 + [f"evt_{second}"]
@@ -136,7 +137,7 @@ async def test_retry_after_is_honoured_on_429(database_url: str, receiver: Recei
     )
     async with running_app(notify_settings(database_url, receiver)):
         await observe(database_url, "6", "received")
-        await wait_for(delivered_count(receiver, 1))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 1))
     throttled, delivered = receiver.received
     assert throttled.status == 429
     # The schedule alone would have retried after about 0.05 s.
@@ -169,13 +170,13 @@ async def test_a_redirect_is_not_followed_and_failed_deliveries_can_be_sent_agai
         again = await client.post(f"/v1/events/{event_id}/redeliver", headers=AUTH)
         assert again.status_code == 202
         assert again.json()["state"] == "pending"
-        await wait_for(delivered_count(receiver, 1))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 1))
 
         since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
         bulk = await client.post("/v1/deliveries/redeliver", params={"since": since}, headers=AUTH)
         assert bulk.status_code == 202
         assert bulk.json() == {"redelivered": 1}
-        await wait_for(delivered_count(receiver, 2))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 2))
 
         for params in ({"state": "lost"}, {"cursor": "9" * 30}, {"cursor": "-1"}, {"limit": 0}):
             answer = await client.get("/v1/deliveries", params=params, headers=AUTH)
@@ -231,7 +232,7 @@ async def test_410_gone_disables_delivery_everywhere_until_enabled(
         enabled = await client.post("/v1/notify/enable", headers=AUTH)
         assert enabled.status_code == 200
         assert enabled.json()["disabled"] is False
-        await wait_for(delivered_count(receiver, 2))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 2))
     first, second = await event_ids(database_url)
     assert receiver.ids() == [f"evt_{first}", f"evt_{first}", f"evt_{second}"]
 
@@ -256,7 +257,7 @@ async def test_events_recorded_before_delivery_began_are_not_pushed(
         await observe(database_url, "11", "received")
     async with running_app(notify_settings(database_url, receiver)):
         await observe(database_url, "12", "received")
-        await wait_for(delivered_count(receiver, 1))  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 1))
     _, later = await event_ids(database_url)
     assert receiver.ids() == [f"evt_{later}"]
     assert [d.event_id for d in await deliveries(database_url)] == [later]
@@ -274,7 +275,7 @@ async def test_each_subject_is_delivered_in_order_while_the_receiver_fails_now_a
         for k in range(6):
             for subject in ("a", "b", "c"):
                 await observe(database_url, subject, "received", description=f"step {k}")
-        await wait_for(delivered_count(receiver, 18), timeout=60)  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 18), timeout=60)
     assert len(set(receiver.ids(status=200))) == 18
     assert any(r.status == 503 for r in receiver.received)
     for subject in ("a", "b", "c"):
@@ -301,7 +302,7 @@ async def test_two_notifiers_on_one_postgres_send_each_attempt_once(
         assert ctx_one.instance_id != ctx_two.instance_id
         for n in range(30):
             await observe(database_url, f"pair-{n % 10}", "received", description=f"{n}")
-        await wait_for(delivered_count(receiver, 30), timeout=60)  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 30), timeout=60)
     ids = receiver.ids()
     assert len(set(ids)) == 30
     # One failed attempt and one successful attempt per event: nothing sent twice.
@@ -346,5 +347,5 @@ async def test_a_commit_of_new_events_wakes_the_notifier_at_once(
         await wait_for(first_pass_done)
         started = time.monotonic()
         await client.put("/v1/printess/jobs/wake-1", headers=AUTH)
-        await wait_for(delivered_count(receiver, 1), timeout=10)  # type: ignore[arg-type]
+        await wait_for(delivered_count(receiver, 1), timeout=10)
     assert time.monotonic() - started < 10

@@ -23,6 +23,8 @@ import httpx
 
 from app.config import ConfigurationError, Settings, load_settings
 from app.exits import CommandError, ExitCode, unreachable
+from app.feed.commands import register as register_feed_commands
+from app.feed.commands import register_simulator as register_shop_simulator
 from app.logging import configure_logging, register_secrets, settings_secrets
 from app.printess.commands import register_simulator as register_printess_simulator
 from app.printmotor.commands import register as register_printmotor_commands
@@ -306,11 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Each domain adds its own commands (and simulators) to these groups, one line each.
     register_printmotor_commands(sub)
+    register_feed_commands(sub)
     simulate = sub.add_parser("simulate", help="local stand-ins for the vendors (no accounts)")
     simulate.set_defaults(database="none")
     simulators = simulate.add_subparsers(dest="simulator", required=True, metavar="SIMULATOR")
     register_printess_simulator(simulators)
     register_printmotor_simulators(simulators)
+    register_shop_simulator(simulators)
 
     _describe(parser)
     return parser

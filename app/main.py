@@ -14,6 +14,8 @@ from app.background import BackgroundWorkers, LoopTask, PeriodicTask
 from app.config import Settings, load_settings
 from app.context import AppContext
 from app.errors import install_error_handlers
+from app.feed.notifier import notifier_task
+from app.feed.router import router as feed_router
 from app.inbound.applier import Applier, VendorApplier
 from app.inbound.retention import retention_task
 from app.inbound.router import router as inbound_router
@@ -52,6 +54,7 @@ def background_tasks(ctx: AppContext) -> list[PeriodicTask | LoopTask]:
         retention_task(),
         printess_reconciler_task(ctx),
         printmotor_reconciler_task(ctx),
+        notifier_task(ctx),
     ]
 
 
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(printess_router)
     app.include_router(printmotor_router)
     app.include_router(inbound_router)
+    app.include_router(feed_router)
     # The vendors' ack endpoints are bare ASGI routes (see FastLane).
     app.router.routes.extend([webhook_route, callback_route])
     # Last added runs first: proxy headers fix the client address before the access log

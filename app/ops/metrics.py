@@ -69,3 +69,21 @@ OLDEST_NON_FINAL_AGE = Gauge(
     "Age of the oldest job or order without a final status",
     ["kind"],
 )
+DELIVERY_ATTEMPTS = Counter(
+    "printhook_delivery_attempts_total",
+    "Outbound webhook attempts to the shop by outcome "
+    "(delivered, throttled, gone, redirect, http_error, timeout, network_error)",
+    ["outcome"],
+)
+PENDING_DELIVERIES = Gauge(
+    "printhook_pending_deliveries",
+    "Outbound webhooks not yet delivered nor given up",
+)
+OLDEST_PENDING_DELIVERY_AGE = Gauge(
+    "printhook_oldest_pending_delivery_age_seconds",
+    "Age of the oldest outbound webhook not yet delivered nor given up",
+)
+DELIVERIES_DISABLED = Gauge(
+    "printhook_deliveries_disabled",
+    "1 while outbound delivery is disabled (the shop answered 410 Gone), else 0",
+)

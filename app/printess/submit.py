@@ -267,7 +267,7 @@ async def submit_job(
     job, created = await service.ensure_job(
         session,
         result.job_id,
-        event_type="printess.job.submitted",
+        event_type="printess.job.tracked",
         reference=reference,
         template_name=template_name,
         printess_order_id=result.order_id,

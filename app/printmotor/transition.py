@@ -246,8 +246,12 @@ def decide(
         if after[column] != before[column]
     ]
     change: str | None = None
-    if is_new or "status" in changed:
-        change = f"printmotor.order.{after['status']}"
+    if is_new:
+        change = "printmotor.order.received"
+    elif "status" in changed and after["status"] == "cancelled":
+        change = "printmotor.order.cancelled"
+    elif "status" in changed:
+        change = "printmotor.order.status_changed"
     elif became_done:
         change = "printmotor.order.done"
     elif any(column in changed for column in TRACKING):
@@ -284,29 +288,16 @@ def decide(
 def feed_data(
     row: dict[str, Any], previous_status: str | None, event_type: str | None
 ) -> dict[str, Any]:
-    """The change-feed payload: the order as the shop sees it after the change."""
+    """The change-feed payload: the order exactly as `GET /v1/printmotor/orders/{n}` shows it
+    after the change, without `history` (the feed is the history)."""
+    # Imported here: the API schemas import this module's status sets.
+    from app.printmotor.schemas import OrderOut
 
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "order_number": row["order_number"],
-        "reference": row["reference"],
-        "status": row["status"],
-        "previous_status": previous_status,
-        "processing_status": row["processing_status"],
-        "description": row["processing_status_description"],
-        "tracking_code": row["tracking_code"],
-        "tracking_links": list(row["tracking_links"] or []),
-        "postal_class": row["postal_class"],
-        "delivery_time": iso(row["delivery_time"]),
-        "estimated_delivery_time": iso(row["estimated_delivery_time"]),
-        "delivery_time_raw": row.get("delivery_time_raw"),
-        "estimated_delivery_time_raw": row.get("estimated_delivery_time_raw"),
-        "is_done": is_done(row),
-        "done_processing_status": row.get("done_processing_status"),
-        "event_type": event_type,
-    }
+    full = {"last_polled_at": None, "poll_attempts": 0, "last_event_type": event_type, **row}
+    data: dict[str, Any] = OrderOut.of(full).model_dump(
+        mode="json", by_alias=True, exclude={"history"}
+    )
+    return data
 
 
 def is_done(row: Mapping[str, Any]) -> bool:

@@ -1,7 +1,7 @@
 """printess fidelity: raw result, vanished jobs, produce outcome unknown
 
 Revision ID: 0006_printess_fidelity
-Revises: 0004_ingest_apply
+Revises: 0005_feed
 Create Date: 2026-12-01 08:30:00+00:00
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db
 
 revision: str = "0006_printess_fidelity"
-down_revision: str | None = "0004_ingest_apply"
+down_revision: str | None = "0005_feed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -74,7 +74,7 @@ async def test_submitted_job_is_finalised_by_its_callback_over_real_http(
     # The change feed carries the job exactly as the API shows it.
     assert await event_data(database_url, job_id, "printess.job.succeeded") == job
     assert await events_of(database_url, job_id) == [
-        "printess.job.submitted",
+        "printess.job.tracked",
         "printess.job.succeeded",
     ]
 

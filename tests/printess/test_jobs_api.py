@@ -45,7 +45,7 @@ async def test_submit_sets_printhooks_callback_url_and_answers_the_job(
     assert token not in answer.text
     assert sim_job.meta == "m"
     assert len(printess.sim.calls_to("produce")) == 1
-    assert await events_of(database_url, job["jobId"]) == ["printess.job.submitted"]
+    assert await events_of(database_url, job["jobId"]) == ["printess.job.tracked"]
 
 
 async def test_concurrent_repeats_with_one_idempotency_key_call_produce_once(

@@ -67,7 +67,7 @@ async def test_job_whose_callback_was_lost_while_down_is_final_after_next_start(
     assert job["documents"] == {"document": f"{printess.url}/files/{job_id}/document.pdf"}
     assert job["poll"]["lastPolledAt"] is not None
     assert await events_of(database_url, job_id) == [
-        "printess.job.submitted",
+        "printess.job.tracked",
         "printess.job.succeeded",
     ]
 

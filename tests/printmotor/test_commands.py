@@ -115,7 +115,7 @@ async def test_operator_resolves_an_unknown_placement_with_the_order_number(
     row = await order_row(database_url, 9001)
     assert row is not None
     assert row.status == "in_production"
-    assert await feed_types(database_url, 9001) == ["printmotor.order.in_production"]
+    assert await feed_types(database_url, 9001) == ["printmotor.order.received"]
 
 
 async def test_operator_releases_a_placement_that_was_never_created(database_url: str) -> None:

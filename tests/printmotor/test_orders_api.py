@@ -36,9 +36,12 @@ async def test_order_shows_status_tracking_and_history(database_url: str) -> Non
     assert body["lastEventType"] == "USER_ORDER_DELIVERED"
     assert [h["type"] for h in body["history"]] == [
         "printmotor.order.received",
-        "printmotor.order.delivered",
+        "printmotor.order.status_changed",
     ]
-    assert body["history"][1]["data"]["previous_status"] == "received"
+    # Each history entry carries the order as it was right after that change.
+    assert body["history"][0]["data"]["status"] == "received"
+    assert body["history"][1]["data"]["status"] == "delivered"
+    assert body["history"][1]["data"]["trackingCode"] == "TRK"
 
 
 async def test_unknown_order_is_404_problem(database_url: str) -> None:

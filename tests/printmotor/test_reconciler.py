@@ -68,7 +68,7 @@ async def test_lost_delivered_webhook_is_healed_by_the_stale_order_read_back(
     assert row.lease_owner is None
     assert await feed_types(database_url, number) == [
         "printmotor.order.received",
-        "printmotor.order.delivered",
+        "printmotor.order.status_changed",
     ]
 
 

@@ -15,7 +15,7 @@ async def test_replaying_an_applied_webhook_changes_nothing(database_url: str) -
         await post_webhook(client, delivered(60, tracking_code="T60"))
         replayed = await app.state.applier.replay(1)
     assert replayed.state == "applied"  # what it did the first time stays on record
-    assert await feed_types(database_url, 60) == ["printmotor.order.delivered"]
+    assert await feed_types(database_url, 60) == ["printmotor.order.received"]
 
 
 async def test_replaying_a_lost_effect_reapplies_it(database_url: str) -> None:

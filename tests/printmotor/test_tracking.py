@@ -40,7 +40,7 @@ async def test_equal_delivery_times_the_delivered_event_received_later_is_the_tr
     assert shown["trackingCode"] == second
     assert shown["trackingLinks"] == [f"https://t.example/{second}"]
     assert await feed_types(database_url, 80) == [
-        "printmotor.order.delivered",
+        "printmotor.order.received",
         "printmotor.order.tracking_updated",
     ]
 
@@ -97,7 +97,7 @@ async def test_an_older_event_applied_again_does_not_overwrite_newer_tracking(
     assert row.tracking_code == "NEW"
     assert row.tracking_received_at == received + timedelta(minutes=5)
     assert await feed_types(database_url, 83) == [
-        "printmotor.order.delivered",
+        "printmotor.order.received",
         "printmotor.order.tracking_updated",
     ]
 
@@ -121,7 +121,7 @@ async def test_receive_order_not_apply_order_decides_equal_delivery_times(
     row = await order_row(database_url, 84)
     assert row is not None
     assert row.tracking_code == "SECOND"
-    assert await feed_types(database_url, 84) == ["printmotor.order.delivered"]
+    assert await feed_types(database_url, 84) == ["printmotor.order.received"]
 
 
 async def test_printmotor_repeating_delivered_with_new_tracking_updates_the_order(
@@ -151,6 +151,6 @@ async def test_printmotor_repeating_delivered_with_new_tracking_updates_the_orde
     assert (shown["status"], shown["trackingCode"]) == ("delivered", "CARRIER-2")
     assert [h["type"] for h in shown["history"]] == [
         "printmotor.order.received",
-        "printmotor.order.delivered",
+        "printmotor.order.status_changed",
         "printmotor.order.tracking_updated",
     ]

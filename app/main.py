@@ -15,6 +15,7 @@ from app.context import AppContext
 from app.errors import install_error_handlers
 from app.inbound.retention import retention_task
 from app.logging import register_secrets, settings_secrets
+from app.openapi import install_openapi
 from app.ops.fastlane import FastLane
 from app.ops.http import RequestContextMiddleware, RootPathMiddleware
 from app.ops.limits import BodyLimitMiddleware
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(ops_router)
     app.include_router(printess_router)
     app.include_router(printmotor_router)

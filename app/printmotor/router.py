@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Header, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.context import AppContext
 from app.deps import ContextDep, SessionDep, ShopKey
 from app.errors import BadRequest, ServiceUnavailable, Unauthorized
+from app.hygiene import IDENTIFIER_PATTERN, path_segment
+from app.openapi import problems
 from app.ops.metrics import INBOUND_EVENTS, VENDOR_ACK_SECONDS
+from app.pagination import PageQuery, check_status, page_query, status_filter
 from app.printmotor import queries
 from app.printmotor.fastpath import WebhookPool, handle_webhook_postgres
 from app.printmotor.placement import place_order, raise_for
 from app.printmotor.schemas import OrderOut, OrderPage, OrderRequest
 from app.printmotor.service import SOURCE, handle_webhook
 from app.printmotor.signature import SIGNATURE_HEADER, WebhookVerifier
+from app.printmotor.transition import STATUSES
 
 log = logging.getLogger("printhook.printmotor")
 
@@ -122,18 +125,42 @@ webhook_route = Route("/webhooks/printmotor", _WebhookEndpoint(), methods=["POST
 router.routes.append(webhook_route)
 
 
+OrderNumber = Annotated[str, Path(alias="orderNumber", **path_segment(128))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=IDENTIFIER_PATTERN,
+        description="Repeats with the same key answer the first placement.",
+    ),
+]
+
+
 @router.post(
     "/v1/printmotor/orders",
     status_code=201,
     response_model=OrderOut,
     response_model_by_alias=True,
+    operation_id="placePrintmotorOrder",
     summary="Place an order at Printmotor, at most once per Idempotency-Key and meta.reference",
+    responses={
+        201: {
+            "links": {
+                "GetOrder": {
+                    "operationId": "getPrintmotorOrder",
+                    "parameters": {"orderNumber": "$response.body#/orderNumber"},
+                }
+            }
+        },
+        **problems(409, 502, 503),
+    },
 )
 async def create_order(
     order: OrderRequest,
     ctx: ContextDep,
     _shop: ShopKey,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
     placement = await place_order(ctx, order.model_dump(mode="json"), idempotency_key)
     raise_for(placement)
@@ -143,29 +170,38 @@ async def create_order(
 
 
 @router.get(
-    "/v1/printmotor/orders/{order_number}",
+    "/v1/printmotor/orders/{orderNumber}",
     response_model=OrderOut,
     response_model_by_alias=True,
+    operation_id="getPrintmotorOrder",
+    responses=problems(404, 503),
 )
-async def get_order(order_number: str, session: SessionDep, _shop: ShopKey) -> OrderOut:
+async def get_order(order_number: OrderNumber, session: SessionDep, _shop: ShopKey) -> OrderOut:
     return await queries.get_order(session, order_number)
 
 
-@router.get("/v1/printmotor/orders", response_model=OrderPage, response_model_by_alias=True)
+@router.get(
+    "/v1/printmotor/orders",
+    response_model=OrderPage,
+    response_model_by_alias=True,
+    operation_id="listPrintmotorOrders",
+    responses=problems(503),
+)
 async def list_orders(
     session: SessionDep,
     _shop: ShopKey,
-    status: str | None = None,
-    reference: str | None = None,
-    updated_after: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
-    cursor: str | None = None,
+    page: Annotated[PageQuery, Depends(page_query)],
+    status: Annotated[str | None, status_filter(STATUSES, "Only orders in this status.")] = None,
+    reference: Annotated[
+        str | None, Query(min_length=1, max_length=255, pattern=IDENTIFIER_PATTERN)
+    ] = None,
 ) -> OrderPage:
+    """Orders by (updatedAt, orderNumber); follow `nextCursor` until it is null."""
     return await queries.list_orders(
         session,
-        status=status,
+        status=check_status(status, STATUSES),
         reference=reference,
-        updated_after=updated_after,
-        limit=limit,
-        cursor=cursor,
+        updated_after=page.updated_after,
+        limit=page.limit,
+        after=page.after,
     )

@@ -10,8 +10,9 @@ document once and then, for every operation of any route in it:
   takes parameters or a body, and gives every 4xx/5xx answer the problem+json schema;
 - keeps statuses a route declares itself with `responses=problems(...)` (404, 409, 502,
   503 ...);
-- drops FastAPI's `HTTPValidationError` (printhook never answers it) and states optional
-  query and header parameters without the `null` a query string cannot carry.
+- drops FastAPI's `HTTPValidationError` (printhook never answers it), states optional
+  query and header parameters without the `null` a query string cannot carry, and states
+  maps with constrained keys as `propertyNames` (what is validated).
 """
 
 from __future__ import annotations
@@ -162,8 +163,31 @@ def _complete_operation(operation: dict[str, Any]) -> None:
             parameter["schema"] = _plain_parameter_schema(parameter["schema"])
 
 
+def _keyed_maps(node: Any) -> None:
+    """pydantic states `dict[<str with pattern>, V]` as `patternProperties`, which lets keys
+    that miss the pattern through; what it validates is `propertyNames` + `additionalProperties`.
+    """
+    if isinstance(node, dict):
+        pattern_properties = node.get("patternProperties")
+        if (
+            isinstance(pattern_properties, dict)
+            and len(pattern_properties) == 1
+            and "additionalProperties" not in node
+        ):
+            ((pattern, value),) = pattern_properties.items()
+            del node["patternProperties"]
+            node["propertyNames"] = {"pattern": pattern}
+            node["additionalProperties"] = value
+        for child in node.values():
+            _keyed_maps(child)
+    elif isinstance(node, list):
+        for child in node:
+            _keyed_maps(child)
+
+
 def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     """Complete FastAPI's document in place (see the module docstring) and return it."""
+    _keyed_maps(document)
     for path_item in document.get("paths", {}).values():
         for method in _METHODS:
             if method in path_item:

@@ -168,9 +168,12 @@ class ProduceJobRequest(BaseModel):
         strict=True,
         alias_generator=to_camel,
         populate_by_name=True,
-        json_schema_extra={"examples": [PRODUCE_EXAMPLE]},
+        json_schema_extra={
+            "examples": [PRODUCE_EXAMPLE],
+            "propertyNames": {"pattern": TEXT_PATTERN},
+        },
     )
-    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+    __pydantic_extra__: dict[Text, JsonValue] = Field(init=False)
 
     template_name: Annotated[str, identifier(255)] = Field(
         description="The template (or save token) to produce."

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from app.hygiene import JsonValue, identifier
+from app.hygiene import TEXT_PATTERN, JsonValue, Text, identifier
 from app.printmotor.transition import DONE_STATUSES, STATUSES
 
 
@@ -18,8 +18,10 @@ class ApiModel(BaseModel):
 
 
 class OrderMeta(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+    model_config = ConfigDict(
+        extra="allow", strict=True, json_schema_extra={"propertyNames": {"pattern": TEXT_PATTERN}}
+    )
+    __pydantic_extra__: dict[Text, JsonValue] = Field(init=False)
 
     reference: Annotated[str, identifier(255)] = Field(
         description="The shop's reference: an order is placed at most once per reference."
@@ -46,9 +48,14 @@ class OrderRequest(BaseModel):
     printhook: it is what links Printmotor's webhooks back to the placement."""
 
     model_config = ConfigDict(
-        extra="allow", strict=True, json_schema_extra={"examples": [ORDER_EXAMPLE]}
+        extra="allow",
+        strict=True,
+        json_schema_extra={
+            "examples": [ORDER_EXAMPLE],
+            "propertyNames": {"pattern": TEXT_PATTERN},
+        },
     )
-    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+    __pydantic_extra__: dict[Text, JsonValue] = Field(init=False)
 
     meta: OrderMeta
 

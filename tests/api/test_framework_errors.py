@@ -1,0 +1,126 @@
+"""Errors the framework raises look like every other error: problem+json with a `detail`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.main import create_app
+from tests.support.helpers import AUTH, make_settings, running_app, serve_in_thread
+
+LIMIT = 2048
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["type"] == f"urn:printhook:problem:{slug}"
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+async def test_unknown_route_is_a_404_problem(database_url: str) -> None:
+    async with running_app(make_settings(database_url)) as (_, client):
+        response = await client.get("/v1/nothing-here", headers=AUTH)
+    assert_problem(response, 404, "not-found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/printess/jobs/job-1", "GET, PUT"),
+        ("DELETE", "/v1/printess/jobs", "GET, POST"),
+        ("PUT", "/v1/printmotor/orders", "GET, POST"),
+        ("POST", "/v1/printmotor/orders/7000", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("GET", "/webhooks/printmotor", "POST"),
+        ("OPTIONS", "/v1/printess/jobs/job-1", "GET, PUT"),
+    ],
+)
+async def test_405_names_every_method_the_path_serves(
+    database_url: str, method: str, path: str, allowed: str
+) -> None:
+    async with running_app(make_settings(database_url)) as (_, client):
+        response = await client.request(method, path, headers=AUTH)
+    body = assert_problem(response, 405, "method-not-allowed")
+    assert response.headers["allow"] == allowed
+    assert allowed in str(body["detail"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/printess/jobs"),
+        ("PUT", "/v1/printess/jobs/job-1"),
+        ("POST", "/v1/printmotor/orders"),
+    ],
+)
+@pytest.mark.parametrize(
+    "body",
+    [b'{"templateName": "t",', b"\xff\xfe not utf-8", b"[" * 100_000 + b"]" * 100_000, b"NaN"],
+    ids=["truncated", "not-utf8", "too-deep", "bare-nan"],
+)
+async def test_a_body_that_is_not_json_is_a_400_problem(
+    database_url: str, method: str, path: str, body: bytes
+) -> None:
+    settings = make_settings(database_url, max_body_bytes=1024 * 1024)
+    async with running_app(settings) as (_, client):
+        response = await client.request(
+            method, path, content=body, headers={**AUTH, "content-type": "application/json"}
+        )
+    if body == b"NaN":
+        # Python reads it as a float; not an object, so it fails the document instead.
+        assert_problem(response, 422, "validation")
+    else:
+        assert_problem(response, 400, "malformed-body")
+
+
+@pytest.fixture(scope="module")
+def limited_base_url() -> Iterator[str]:
+    app = create_app(
+        make_settings("sqlite+aiosqlite:////nonexistent-dir/x.db", max_body_bytes=LIMIT)
+    )
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def chunked(total: int) -> Iterator[bytes]:
+    for _ in range(total // 512):
+        yield b"x" * 512
+
+
+def _routes() -> list[tuple[str, str]]:
+    app = create_app(make_settings("sqlite+aiosqlite:////nonexistent-dir/x.db"))
+    found = []
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD":
+                path = route.path.replace("{jobId}", "j").replace("{orderNumber}", "1")
+                found.append((method, path.replace("{token}", "t").replace("{path}", "p")))
+    return found
+
+
+@pytest.mark.parametrize(("method", "path"), _routes())
+def test_an_oversized_chunked_body_is_413_on_every_route(
+    limited_base_url: str, method: str, path: str
+) -> None:
+    response = httpx.request(
+        method, f"{limited_base_url}{path}", content=chunked(LIMIT * 4), headers=AUTH, timeout=30
+    )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload-too-large")
+
+
+@pytest.mark.parametrize(("method", "path"), _routes())
+def test_an_oversized_declared_body_is_413_on_every_route(
+    limited_base_url: str, method: str, path: str
+) -> None:
+    response = httpx.request(
+        method, f"{limited_base_url}{path}", content=b"x" * (LIMIT + 1), headers=AUTH, timeout=30
+    )
+    assert_problem(response, 413, "payload-too-large")

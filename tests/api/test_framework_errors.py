@@ -94,15 +94,25 @@ def chunked(total: int) -> Iterator[bytes]:
         yield b"x" * 512
 
 
+# Served but not in the document (vendor routes until the ack-path rewrite adds them; tooling).
+UNDOCUMENTED = [
+    ("POST", "/webhooks/printmotor"),
+    ("POST", "/callbacks/printess/t"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+]
+
+
 def _routes() -> list[tuple[str, str]]:
+    """Every operation in the document, and the served routes it does not list."""
     app = create_app(make_settings("sqlite+aiosqlite:////nonexistent-dir/x.db"))
-    found = []
-    for route in app.routes:
-        for method in sorted(getattr(route, "methods", None) or ()):
-            if method != "HEAD":
-                path = route.path.replace("{jobId}", "j").replace("{orderNumber}", "1")
-                found.append((method, path.replace("{token}", "t").replace("{path}", "p")))
-    return found
+    documented = [
+        (method.upper(), path.replace("{jobId}", "j").replace("{orderNumber}", "1"))
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+    ]
+    return documented + UNDOCUMENTED
 
 
 @pytest.mark.parametrize(("method", "path"), _routes())

@@ -2,7 +2,7 @@
 
 Printess jobs and Printmotor orders are paged the same way, by (updatedAt, id) ascending, and
 refuse the same inputs with the same answer: 400 problem+json for a time without a zone or
-outside what can be stored, a cursor printhook could not have handed out, or an unknown status.
+outside what can be stored, a cursor that does not have a cursor's form, or an unknown status.
 
 A cursor is not signed: it is only a position, and any position is a legitimate place to start
 a page. What is refused (400) is a string that does not have a cursor's form.
@@ -31,7 +31,8 @@ _MICROSECOND = timedelta(microseconds=1)
 _LAST_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 # RFC 3339 `date-time` (the offset is required), read strictly.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 # On the first and the last day of the calendar some offsets leave the range a UTC time can be
 # stored in; refusing those two days whole keeps the rule one a schema can state.

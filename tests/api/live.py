@@ -28,7 +28,10 @@ def printhook_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """Run `printhook serve --migrate` with `env` (PRINTHOOK_* settings); yield its base URL
     once /readyz answers 200. The process is stopped (SIGTERM, then SIGKILL) afterwards."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRINTHOOK_")}
+    # Vendor callbacks (the Printess simulator's) come back to this process, nowhere else.
+    full_env["PRINTHOOK_PUBLIC_BASE_URL"] = base
     full_env.update(env)
     printhook = Path(sys.executable).with_name("printhook")
     with log_path.open("wb") as log:
@@ -39,7 +42,6 @@ def printhook_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
             while True:

@@ -12,7 +12,6 @@ text that is valid UTF-8 cannot carry them except as a `\\ud800` escape.
 from __future__ import annotations
 
 from typing import Annotated, TypeAlias
-from urllib.parse import unquote_to_bytes
 
 from pydantic import BeforeValidator, Field
 from typing_extensions import TypeAliasType
@@ -63,5 +62,6 @@ JsonValue = TypeAliasType(
 
 
 def has_nul(raw: bytes) -> bool:
-    """True if a raw path or query string carries NUL, literally or percent-encoded."""
-    return b"\x00" in unquote_to_bytes(raw)
+    """True if a raw path or query string carries NUL, literally or percent-encoded (the
+    only spelling of NUL in percent-encoding is `%00`)."""
+    return b"\x00" in raw or b"%00" in raw

@@ -81,9 +81,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.response.start":
                 # Whatever the route answered (FastAPI turns a failed body read into a 400),
                 # a body past the limit is answered 413, read or not.
-                with anyio.move_on_after(self.drain_timeout):
-                    while not body_done:
-                        await limited_receive()
+                if not body_done:
+                    with anyio.move_on_after(self.drain_timeout):
+                        while not body_done:
+                            await limited_receive()
                 if too_large:
                     raise BodyTooLarge
                 response_started = True

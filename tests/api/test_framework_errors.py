@@ -62,8 +62,14 @@ async def test_405_names_every_method_the_path_serves(
 )
 @pytest.mark.parametrize(
     "body",
-    [b'{"templateName": "t",', b"\xff\xfe not utf-8", b"[" * 100_000 + b"]" * 100_000, b"NaN"],
-    ids=["truncated", "not-utf8", "too-deep", "bare-nan"],
+    [
+        b'{"templateName": "t",',
+        b"\xff\xfe not utf-8",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"copies": ' + b"9" * 5000 + b"}",
+        b"NaN",
+    ],
+    ids=["truncated", "not-utf8", "too-deep", "5000-digit-number", "bare-nan"],
 )
 async def test_a_body_that_is_not_json_is_a_400_problem(
     database_url: str, method: str, path: str, body: bytes

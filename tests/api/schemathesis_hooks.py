@@ -1,5 +1,11 @@
 """Schemathesis hooks for the fuzz test (loaded through `SCHEMATHESIS_HOOKS`).
 
+Schemathesis draws `Idempotency-Key` values from a small space ("0", "00" ...), so most
+positive submissions would repeat a key with another body and stop at the key check. Each
+positive request therefore gets a key of its own (still one the document allows); negative
+requests keep theirs, so empty and malformed keys are still sent. Key reuse itself is tested in
+tests/printess/test_jobs_api.py and tests/printmotor/test_placement.py.
+
 `positive_data_acceptance` expects a request that matches the document to be accepted. Three
 refusals of such requests are the API's promise, not a defect, and only these are let through:
 an `Idempotency-Key` reused with another body (the IETF idempotency draft asks for 422), and a
@@ -10,6 +16,8 @@ recognised by its stable problem `type`; every other refusal still fails the run
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -29,6 +37,16 @@ def _problem_type(response: schemathesis.Response) -> str | None:
         return None
     kind = body.get("type") if isinstance(body, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+@schemathesis.hook
+def before_call(ctx: schemathesis.HookContext, case: schemathesis.Case, **kwargs: Any) -> None:
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or not case.headers:
+        return
+    for name in list(case.headers):
+        if name.lower() == "idempotency-key":
+            case.headers[name] = f"fuzz-{uuid.uuid4().hex}"
 
 
 @schemathesis.check

@@ -27,7 +27,8 @@ class BodyLimitMiddleware:
 
     - Body size: 413 as soon as `Content-Length` or the streamed bytes pass `max_body_bytes`,
       on every route, also for a chunked body the route never reads (the rest of the body is
-      counted before the answer goes out, for at most `drain_timeout` seconds).
+      counted before the answer goes out, for at most `drain_timeout` seconds; not after a
+      408, which already gave up on the body).
     - No NUL in the path or the query (PostgreSQL cannot compare text holding one): 400.
     """
 
@@ -81,7 +82,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.response.start":
                 # Whatever the route answered (FastAPI turns a failed body read into a 400),
                 # a body past the limit is answered 413, read or not.
-                if not body_done:
+                # A 408 says the body did not arrive in time: it is not waited for again.
+                if not body_done and message["status"] != 408:
                     with anyio.move_on_after(self.drain_timeout):
                         while not body_done:
                             await limited_receive()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from app.main import create_app
 from tests.support.helpers import AUTH, make_settings, running_app, serve_in_thread
@@ -140,3 +143,26 @@ def test_an_oversized_declared_body_is_413_on_every_route(
         method, f"{limited_base_url}{path}", content=b"x" * (LIMIT + 1), headers=AUTH, timeout=30
     )
     assert_problem(response, 413, "payload-too-large")
+
+
+async def test_a_408_is_not_held_back_to_read_the_rest_of_a_slow_body() -> None:
+    """The ack path answers 408 when a body is too slow; the edge must not wait for the rest."""
+    slow = APIRouter()
+
+    @slow.post("/probe/slow")
+    async def gives_up() -> JSONResponse:
+        return JSONResponse({"ok": False}, status_code=408)
+
+    app = create_app(make_settings("sqlite+aiosqlite:////nonexistent-dir/x.db"))
+    app.include_router(slow)
+    with serve_in_thread(app) as base:
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        # A chunked body that starts and then stalls: its end never comes.
+        writer.write(
+            b"POST /probe/slow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=3)
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408")

@@ -64,7 +64,10 @@ def _vendor_settings(stack: ExitStack) -> dict[str, str]:
     }
 
 
-def run_schemathesis(base_url: str, report: Path) -> tuple[subprocess.CompletedProcess[str], Any]:
+def run_schemathesis(
+    base_url: str, report: Path, workdir: Path
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run the CLI in `workdir`, so its example database starts empty and stays out of the tree."""
     schemathesis = Path(sys.executable).with_name("schemathesis")
     command = [
         str(schemathesis),
@@ -99,7 +102,7 @@ def run_schemathesis(base_url: str, report: Path) -> tuple[subprocess.CompletedP
         "NO_COLOR": "1",
     }
     result = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600, check=False
     )
     figures = json.loads(report.read_text()) if report.exists() else None
     return result, figures
@@ -121,7 +124,7 @@ def test_schemathesis_finds_no_failures_on_a_live_server(
         }
         log_path = tmp_path / "printhook.log"
         base_url = stack.enter_context(printhook_process(env, log_path))
-        result, figures = run_schemathesis(base_url, report)
+        result, figures = run_schemathesis(base_url, report, tmp_path)
     output = result.stdout + result.stderr
     assert figures is not None, output[-4000:]
     cases = figures["test_cases"]

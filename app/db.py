@@ -82,6 +82,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # Parameters hold request bodies and addresses: never in an error message.
+            hide_parameters=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -92,6 +94,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 30},
+        hide_parameters=True,
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -48,16 +49,27 @@ def constant_time_member(candidate: str, secrets: list[str]) -> bool:
     return found
 
 
-def require_shop_key(request: Request, settings: SettingsDep) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+# Declares the scheme (so every route that needs a key says so in the OpenAPI document); the
+# check itself is ours, so every refusal is the same problem+json.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    description="A key from PRINTHOOK_API_KEYS: `Authorization: Bearer <key>`.",
+    auto_error=False,
+)
+
+
+def require_shop_key(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> str:
     keys = [key.get_secret_value() for key in settings.api_keys]
-    if scheme.lower() != "bearer" or not token or not keys:
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token or not keys:
         raise Unauthorized(
             "send Authorization: Bearer <key> with a key from PRINTHOOK_API_KEYS",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not constant_time_member(token.strip(), keys):
+    if not constant_time_member(token, keys):
         raise Unauthorized("unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return "shop"
 

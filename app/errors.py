@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.logging import mask_path
 
@@ -62,6 +64,12 @@ class PayloadTooLarge(ProblemError):
 
 class Unprocessable(ProblemError):
     status, slug, title = 422, "validation", "Request is not valid"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """The key was used before with another request body (IETF idempotency draft: 422)."""
+
+    slug, title = "idempotency-key-reused", "Idempotency-Key used for another request"
 
 
 class UpstreamError(ProblemError):
@@ -124,8 +132,10 @@ DATABASE_ERRORS = (DBAPIError, PoolTimeoutError, OSError)
 def database_error_response(exc: Exception) -> JSONResponse:
     """503 (retry later) for a database outage, 500 for any other database error."""
     if not is_database_unavailable(exc):
-        log.error("request.failed", exc_info=exc)
-        return problem_response(500, "internal", "Internal error")
+        # A bug. The driver's message may quote the values it refused (request bodies,
+        # addresses), so only the error's kind and where it happened are logged.
+        log.error("db.error", extra=_database_error_fields(exc))
+        return problem_response(500, "internal", "Internal error", "the error has been logged")
     log.warning("db.unavailable", extra={"error_class": type(exc).__name__})
     return problem_response(
         503,
@@ -136,6 +146,66 @@ def database_error_response(exc: Exception) -> JSONResponse:
     )
 
 
+def _database_error_fields(exc: BaseException) -> dict[str, Any]:
+    orig = getattr(exc, "orig", None)
+    frames = traceback.extract_tb(exc.__traceback__)
+    return {
+        "error_class": type(exc).__name__,
+        "driver_error": type(orig).__name__ if orig is not None else None,
+        "sqlstate": getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None),
+        "where": [f"{frame.filename}:{frame.lineno} {frame.name}" for frame in frames[-6:]],
+    }
+
+
+# FastAPI's words when a body cannot be read as JSON for a reason other than its syntax.
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (for a complete `Allow`).
+
+    Asked of the routes themselves, method by method, so routers included in routers count."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+def _http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = dict(exc.headers or {})
+    status = exc.status_code
+    if status == 404:
+        return problem_response(404, "not-found", "Not found", "no route serves this path")
+    if status == 405:
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        return problem_response(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            f"{request.method} is not served here; allowed: {', '.join(allowed)}",
+            headers=headers,
+        )
+    if status == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+        # The body cannot be decoded at all (not UTF-8, nested too deep, huge numbers).
+        return problem_response(
+            400, "malformed-body", "Malformed request body", "the body is not valid JSON"
+        )
+    slug = {401: "unauthorized", 413: "payload-too-large"}.get(status, "http")
+    return problem_response(
+        status,
+        slug,
+        str(exc.detail) if exc.detail else "HTTP error",
+        str(exc.detail) if exc.detail else None,
+        headers=headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -143,15 +213,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http"
-        )
-        return problem_response(
-            exc.status_code,
-            slug,
-            str(exc.detail) if exc.detail else "HTTP error",
-            headers=dict(exc.headers or {}),
-        )
+        return _http_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,6 +222,10 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
             for err in exc.errors()
         ]
+        if any(err["type"] == "json_invalid" for err in errors):
+            return problem_response(
+                400, "malformed-body", "Malformed request body", "the body is not valid JSON"
+            )
         return problem_response(
             422, "validation", "Request is not valid", "see errors", errors=errors
         )

@@ -20,6 +20,7 @@ from app.inbound.applier import Applier, VendorApplier
 from app.inbound.retention import retention_task
 from app.inbound.router import router as inbound_router
 from app.logging import register_secrets, settings_secrets
+from app.openapi import install_openapi
 from app.ops.fastlane import FastLane
 from app.ops.http import RequestContextMiddleware, RootPathMiddleware
 from app.ops.limits import BodyLimitMiddleware
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(ops_router)
     app.include_router(printess_router)
     app.include_router(printmotor_router)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -21,7 +20,9 @@ from app.feed.schemas import (
     NotifyStatus,
     Redelivered,
 )
-from app.feed.service import START, SUBJECT_TYPES, Position, read_events
+from app.feed.service import CURSOR_PATTERN, START, SUBJECT_TYPES, Position, read_events
+from app.openapi import problems
+from app.pagination import UPDATED_AFTER_PATTERN, parse_time
 
 router = APIRouter(tags=["feed"])
 
@@ -38,14 +39,38 @@ def _subject(value: str) -> tuple[str, str]:
     return kind, subject_id
 
 
+SUBJECT_PATTERN = r"^(printess_job|printmotor_order):[^\u0000-\u001F\u007F]{1,128}$"
+
+
 @router.get("/v1/events", response_model=EventPage, response_model_by_alias=True)
 async def list_events(
     _: ShopKey,
     session: SessionDep,
-    after: Annotated[str | None, Query(max_length=100)] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="The `next` of the previous page (opaque); omit it to start at the start",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    type: Annotated[str | None, Query(max_length=1000)] = None,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            pattern=r"^[^\u0000-\u001F\u007F]*$",
+            description="Only these event types (comma-separated)",
+        ),
+    ] = None,
+    subject: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=SUBJECT_PATTERN,
+            description="Only events of one job or order: `printess_job:<jobId>` or "
+            "`printmotor_order:<orderNumber>`",
+        ),
+    ] = None,
 ) -> EventPage:
     """Events in commit order after the cursor `after` (from the start without it). Always
     continue with `next`: a consumer that does never misses an event nor sees one twice."""
@@ -74,6 +99,7 @@ def _require_delivery(settings: Settings) -> None:
     status_code=202,
     response_model=DeliveryOut,
     response_model_by_alias=True,
+    responses=problems(404, 409),
 )
 async def redeliver_event(
     _: ShopKey,
@@ -113,18 +139,24 @@ async def list_deliveries(
     status_code=202,
     response_model=Redelivered,
     response_model_by_alias=True,
+    responses=problems(409),
 )
 async def redeliver_since(
     _: ShopKey,
     session: SessionDep,
     settings: SettingsDep,
-    since: Annotated[datetime, Query()],
+    since: Annotated[
+        str,
+        Query(
+            description="Events created at or after this instant: an RFC 3339 date-time with "
+            "a time zone, between 0001-01-02 and 9999-12-30.",
+            json_schema_extra={"format": "date-time", "pattern": UPDATED_AFTER_PATTERN},
+        ),
+    ],
 ) -> Redelivered:
     """Send every event created at or after `since` again (delivered and failed ones too)."""
     _require_delivery(settings)
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    count = await delivery.redeliver_since(session, since)
+    count = await delivery.redeliver_since(session, parse_time(since, "since"))
     await session.commit()
     return Redelivered(redelivered=count)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -13,6 +12,7 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.inbound.applier import Applier, ReplayError
 from app.inbound.models import InboundEvent
 from app.inbound.schemas import (
+    CURSOR_PATTERN,
     InboundEventOut,
     InboundEventPage,
     Source,
@@ -20,6 +20,8 @@ from app.inbound.schemas import (
     decode_cursor,
     encode_cursor,
 )
+from app.openapi import problems
+from app.pagination import UPDATED_AFTER_PATTERN, parse_time
 
 router = APIRouter(prefix="/v1/inbound-events", tags=["operator"])
 
@@ -34,8 +36,21 @@ async def list_inbound_events(
     source: Source | None = None,
     state: State | None = None,
     subject: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    received_after: datetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    received_after: Annotated[
+        str | None,
+        Query(
+            description="Only events received after this instant: an RFC 3339 date-time with a "
+            "time zone, between 0001-01-02 and 9999-12-30.",
+            json_schema_extra={"format": "date-time", "pattern": UPDATED_AFTER_PATTERN},
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="`nextCursor` of the previous page (opaque).",
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> InboundEventPage:
     """Stored vendor events, oldest first; follow `nextCursor` until it is null."""
@@ -49,10 +64,9 @@ async def list_inbound_events(
             raise BadRequest("subject must not contain NUL characters")
         query = query.where(InboundEvent.subject_id == subject)
     if received_after is not None:
-        if received_after.tzinfo is None:
-            raise BadRequest("received_after needs a time zone (e.g. 2026-11-23T18:00:00Z)")
-        query = query.where(InboundEvent.received_at > received_after)
-    if cursor:
+        since = parse_time(received_after, "received_after")
+        query = query.where(InboundEvent.received_at > since)
+    if cursor is not None:
         try:
             query = query.where(InboundEvent.id > decode_cursor(cursor))
         except ValueError:
@@ -65,7 +79,12 @@ async def list_inbound_events(
     )
 
 
-@router.get("/{event_id}", response_model=InboundEventOut, response_model_by_alias=True)
+@router.get(
+    "/{event_id}",
+    response_model=InboundEventOut,
+    response_model_by_alias=True,
+    responses=problems(404),
+)
 async def get_inbound_event(
     _: ShopKey,
     session: SessionDep,
@@ -80,7 +99,12 @@ async def get_inbound_event(
     return InboundEventOut.of(event, include_body=include == "body")
 
 
-@router.post("/{event_id}/replay", response_model=InboundEventOut, response_model_by_alias=True)
+@router.post(
+    "/{event_id}/replay",
+    response_model=InboundEventOut,
+    response_model_by_alias=True,
+    responses=problems(404, 409, 503),
+)
 async def replay_inbound_event(_: ShopKey, request: Request, event_id: EventId) -> InboundEventOut:
     """Apply the stored event again through the same transition (after a fix or an outage).
 

@@ -24,7 +24,34 @@ async def healthz() -> dict[str, bool]:
     return {"ok": True}
 
 
-@router.get("/readyz")
+_NOT_READY = {
+    "type": "object",
+    "required": ["ok", "reason"],
+    "properties": {
+        "ok": {"type": "boolean", "enum": [False]},
+        "reason": {"type": "string", "enum": ["database unreachable", "schema not at head"]},
+        "error": {"type": "string"},
+        "current": {"type": ["string", "null"]},
+        "head": {"type": ["string", "null"]},
+    },
+}
+_READY = {
+    "type": "object",
+    "required": ["ok", "schema"],
+    "properties": {"ok": {"type": "boolean", "enum": [True]}, "schema": {"type": "string"}},
+}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"content": {"application/json": {"schema": _READY}}},
+        503: {
+            "description": "Not ready",
+            "content": {"application/json": {"schema": _NOT_READY}},
+        },
+    },
+)
 async def readyz(ctx: ContextDep) -> JSONResponse:
     """The database answers and its schema is at the newest migration."""
     try:

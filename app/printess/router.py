@@ -2,38 +2,86 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 
 from app.deps import ContextDep, SessionDep, ShopKey
-from app.errors import BadRequest, NotFound
+from app.errors import NotFound
+from app.hygiene import IDENTIFIER_PATTERN, path_segment
+from app.openapi import problems
+from app.pagination import PageQuery, check_status, encode_cursor, page_query, status_filter
 from app.printess import service, submit
-from app.printess.schemas import JobOut, JobPage, TrackJobRequest, decode_cursor, encode_cursor
+from app.printess.schemas import JOB_STATUSES, JobOut, JobPage, ProduceJobRequest, TrackJobRequest
 
 router = APIRouter()
 
-JobId = Annotated[str, Path(min_length=1, max_length=128)]
+JobId = Annotated[str, Path(alias="jobId", **path_segment(128))]
 
 
-@router.post("/v1/printess/jobs", status_code=201, response_model=JobOut, tags=["printess"])
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=IDENTIFIER_PATTERN,
+        description="Repeats with the same key answer the first job; Printess is called once.",
+    ),
+]
+JOB_LINK = {
+    "GetJob": {
+        "operationId": "getPrintessJob",
+        "parameters": {"jobId": "$response.body#/jobId"},
+        "description": "The job just submitted or tracked.",
+    }
+}
+
+
+@router.post(
+    "/v1/printess/jobs",
+    status_code=201,
+    response_model=JobOut,
+    tags=["printess"],
+    operation_id="submitPrintessJob",
+    responses={
+        201: {
+            "links": JOB_LINK,
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "`true` when this answers an earlier request with the key.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        },
+        **problems(402, 409, 502, 503),
+    },
+)
 async def submit_job(
     _: ShopKey,
     ctx: ContextDep,
     session: SessionDep,
     response: Response,
-    body: Annotated[dict[str, Any], Body()],
-    idempotency_key: Annotated[str | None, Header()] = None,
+    body: ProduceJobRequest,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Produce a render job through Printess; printhook sets `callbackUrl` itself."""
-    job, repeated = await submit.submit_job(ctx, session, body, idempotency_key)
+    job, repeated = await submit.submit_job(ctx, session, body.produce_body(), idempotency_key)
     if repeated:
         response.headers["Idempotent-Replayed"] = "true"
     return JobOut.of(job)
 
 
-@router.put("/v1/printess/jobs/{job_id}", response_model=JobOut, tags=["printess"])
+@router.put(
+    "/v1/printess/jobs/{jobId}",
+    response_model=JobOut,
+    tags=["printess"],
+    operation_id="trackPrintessJob",
+    responses={
+        200: {"description": "Already tracked", "links": JOB_LINK},
+        201: {"description": "Now tracked", "model": JobOut, "links": JOB_LINK},
+        **problems(503),
+    },
+)
 async def track_job(
     _: ShopKey,
     job_id: JobId,
@@ -52,7 +100,13 @@ async def track_job(
     return JobOut.of(job)
 
 
-@router.get("/v1/printess/jobs/{job_id}", response_model=JobOut, tags=["printess"])
+@router.get(
+    "/v1/printess/jobs/{jobId}",
+    response_model=JobOut,
+    tags=["printess"],
+    operation_id="getPrintessJob",
+    responses=problems(404, 503),
+)
 async def get_job(_: ShopKey, job_id: JobId, session: SessionDep) -> JobOut:
     job = await service.get_job(session, job_id)
     if job is None:
@@ -60,32 +114,32 @@ async def get_job(_: ShopKey, job_id: JobId, session: SessionDep) -> JobOut:
     return JobOut.of(job)
 
 
-@router.get("/v1/printess/jobs", response_model=JobPage, tags=["printess"])
+@router.get(
+    "/v1/printess/jobs",
+    response_model=JobPage,
+    tags=["printess"],
+    operation_id="listPrintessJobs",
+    responses=problems(503),
+)
 async def list_jobs(
     _: ShopKey,
     session: SessionDep,
-    status: Literal["pending", "succeeded", "failed"] | None = None,
-    reference: Annotated[str | None, Query(max_length=255)] = None,
-    updated_after: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    page: Annotated[PageQuery, Depends(page_query)],
+    status: Annotated[str | None, status_filter(JOB_STATUSES, "Only jobs in this state.")] = None,
+    reference: Annotated[
+        str | None, Query(min_length=1, max_length=255, pattern=IDENTIFIER_PATTERN)
+    ] = None,
 ) -> JobPage:
     """Jobs ordered by (updatedAt, jobId); follow `nextCursor` until it is null."""
-    if updated_after is not None and updated_after.tzinfo is None:
-        raise BadRequest("updated_after needs a time zone (e.g. 2026-11-23T18:00:00Z)")
-    try:
-        after = decode_cursor(cursor) if cursor else None
-    except ValueError:
-        raise BadRequest("cursor is not valid; use a nextCursor from this API") from None
     jobs = await service.list_jobs(
         session,
-        status=status,
+        status=check_status(status, JOB_STATUSES),
         reference=reference,
-        updated_after=updated_after,
-        after=after,
-        limit=limit,
+        updated_after=page.updated_after,
+        after=page.after,
+        limit=page.limit,
     )
     next_cursor = (
-        encode_cursor(jobs[-1].updated_at, jobs[-1].job_id) if len(jobs) == limit else None
+        encode_cursor(jobs[-1].updated_at, jobs[-1].job_id) if len(jobs) == page.limit else None
     )
     return JobPage(items=[JobOut.of(job) for job in jobs], next_cursor=next_cursor)

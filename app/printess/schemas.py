@@ -6,17 +6,16 @@ in the inbound log), and both callback shapes are understood.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from app.hygiene import TEXT_PATTERN, JsonInt32, JsonValue, Text, identifier
 from app.printess.models import PrintessJob
 
 
@@ -250,10 +249,80 @@ def parse_status_bytes(body: bytes) -> JobStatus:
 # --- Shop API -------------------------------------------------------------------------------
 
 
-class TrackJobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+JOB_STATUSES = ("pending", "succeeded", "failed")
+FINALIZED_BY = ("callback", "reconcile", "replay")
 
-    reference: str | None = Field(default=None, max_length=255)
+
+class TrackJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reference: Annotated[str, identifier(255)] | None = None
+
+
+PRODUCE_EXAMPLE: dict[str, Any] = {
+    "templateName": "st:4f2a9c1e-poster-a3",
+    "origin": "shop",
+    "externalOrderId": "order-1001",
+    "reference": "order-1001",
+    "meta": '{"lineItem":1}',
+}
+
+
+class ProduceJobRequest(BaseModel):
+    """Printess's `ProduceJobDto` as the shop sends it to printhook, plus `reference`.
+
+    `templateName` and `origin` are required (as by Printess); every other field of
+    `ProduceJobDto` is optional, and fields printhook does not know are passed on to Printess
+    as sent. `callbackUrl` is always set by printhook.
+    """
+
+    # Strict: a value of the wrong JSON type is refused, never converted (0 is not false).
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [PRODUCE_EXAMPLE],
+            "propertyNames": {"pattern": TEXT_PATTERN},
+        },
+    )
+    __pydantic_extra__: dict[Text, JsonValue] = Field(init=False)
+
+    template_name: Annotated[str, identifier(255)] = Field(
+        description="The template (or save token) to produce."
+    )
+    origin: Annotated[str, Field(min_length=1), Field(pattern=TEXT_PATTERN)] = Field(
+        description="Free text Printess keeps with the order."
+    )
+    reference: Annotated[str, identifier(255)] | None = Field(
+        default=None,
+        description="The shop's own reference (not sent to Printess); defaults to externalOrderId.",
+    )
+    external_order_id: Text | None = None
+    content_template_name: Text | None = None
+    exchange_template_name: Text | None = None
+    use_published_version: bool | None = None
+    distributor_name: Text | None = None
+    meta: Text | None = Field(default=None, description="Echoed in the callback.")
+    order_meta_data: Text | None = None
+    output_files: list[dict[Text, JsonValue]] | None = None
+    product_type: Text | None = None
+    vdp: dict[Text, JsonValue] | None = None
+    output_settings: dict[Text, JsonValue] | None = None
+    merge_templates: list[dict[Text, JsonValue]] | None = None
+    failure_repeats: JsonInt32 | None = None
+    copies: JsonInt32 | None = None
+    output_type: Text | None = None
+    auto_merge: bool | None = None
+    atomyx_profile: Text | None = None
+    combine_pdfs_into_one: bool | None = None
+    print_settings_template: Text | None = None
+
+    def produce_body(self) -> dict[str, Any]:
+        """The JSON object as the shop sent it (extra fields included)."""
+        body: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return body
 
 
 class ApiModel(BaseModel):
@@ -280,7 +349,7 @@ class JobOut(ApiModel):
     """A render job as the shop API shows it."""
 
     job_id: str
-    status: str
+    status: Annotated[str, Field(json_schema_extra={"enum": list(JOB_STATUSES)})]
     is_final: bool
     reference: str | None
     printess_order_id: str | None
@@ -297,7 +366,7 @@ class JobOut(ApiModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    finalized_by: str | None
+    finalized_by: Annotated[str, Field(json_schema_extra={"enum": list(FINALIZED_BY)})] | None
     poll: PollInfo
 
     @classmethod
@@ -342,21 +411,3 @@ def job_event_data(job: PrintessJob) -> dict[str, Any]:
 class JobPage(ApiModel):
     items: list[JobOut]
     next_cursor: str | None
-
-
-def encode_cursor(updated_at: datetime, job_id: str) -> str:
-    raw = json.dumps([updated_at.isoformat(), job_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Raise ValueError for anything that is not a cursor this service issued."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, job_id = json.loads(raw)
-        parsed = datetime.fromisoformat(stamp)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError("malformed cursor") from exc
-    if parsed.tzinfo is None or not isinstance(job_id, str):
-        raise ValueError("malformed cursor")
-    return parsed, job_id

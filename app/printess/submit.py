@@ -27,7 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import AppContext
 from app.db import dialect_insert, utcnow
-from app.errors import Conflict, ProblemError, ServiceUnavailable, Unprocessable, UpstreamError
+from app.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    ProblemError,
+    ServiceUnavailable,
+    Unprocessable,
+    UpstreamError,
+)
 from app.printess import service
 from app.printess.client import (
     PrintessClient,
@@ -159,7 +166,7 @@ async def _repeat(session: AsyncSession, key: str, request_hash: str) -> Printes
         if submission is None:
             return None
         if submission.request_hash != request_hash:
-            raise Unprocessable(
+            raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body"
             )
         if submission.state == "done" and submission.job_id is not None:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import BadRequest, NotFound
+from app.errors import NotFound
 from app.feed.models import Event
+from app.pagination import MAX_LIMIT, encode_cursor
 from app.printmotor.models import PrintmotorOrder
 from app.printmotor.schemas import HistoryEntry, OrderOut, OrderPage
 from app.printmotor.service import SUBJECT_TYPE
-from app.printmotor.transition import STATUSES
 
 ORDERS = cast(Table, PrintmotorOrder.__table__)
-MAX_LIMIT = 200
 
 
 async def get_order(session: AsyncSession, order_number: str) -> OrderOut:
@@ -42,20 +38,6 @@ async def get_order(session: AsyncSession, order_number: str) -> OrderOut:
     return OrderOut.of(row, history)
 
 
-def encode_cursor(updated_at: datetime, order_number: str) -> str:
-    raw = json.dumps([updated_at.isoformat(), order_number], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, number = json.loads(raw)
-        return datetime.fromisoformat(stamp), str(number)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise BadRequest("cursor is not one printhook handed out") from exc
-
-
 async def list_orders(
     session: AsyncSession,
     *,
@@ -63,15 +45,14 @@ async def list_orders(
     reference: str | None,
     updated_after: datetime | None,
     limit: int,
-    cursor: str | None,
+    after: tuple[datetime, str] | None,
 ) -> OrderPage:
     """Orders by (updated_at, order_number) ascending; `nextCursor` continues after the last.
 
     The cursor holds the last (updated_at, order_number) seen, so pages stay stable while
     orders change: a changed order moves to the end and is seen again, never skipped.
+    Arguments arrive checked (`app.pagination`): known status, aware times.
     """
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
     limit = max(1, min(limit, MAX_LIMIT))
     query = select(ORDERS)
     if status is not None:
@@ -79,11 +60,9 @@ async def list_orders(
     if reference is not None:
         query = query.where(ORDERS.c.reference == reference)
     if updated_after is not None:
-        if updated_after.tzinfo is None:
-            updated_after = updated_after.replace(tzinfo=UTC)
         query = query.where(ORDERS.c.updated_at > updated_after)
-    if cursor is not None:
-        after_at, after_number = decode_cursor(cursor)
+    if after is not None:
+        after_at, after_number = after
         query = query.where(
             or_(
                 ORDERS.c.updated_at > after_at,

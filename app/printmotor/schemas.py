@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from app.printmotor.transition import is_done
+from app.hygiene import TEXT_PATTERN, JsonValue, Text, identifier
+from app.printmotor.transition import STATUSES, is_done
 
 
 class ApiModel(BaseModel):
@@ -17,16 +18,44 @@ class ApiModel(BaseModel):
 
 
 class OrderMeta(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow", strict=True, json_schema_extra={"propertyNames": {"pattern": TEXT_PATTERN}}
+    )
+    __pydantic_extra__: dict[Text, JsonValue] = Field(init=False)
 
-    reference: str = Field(min_length=1, max_length=255)
+    reference: Annotated[str, identifier(255)] = Field(
+        description="The shop's reference: an order is placed at most once per reference."
+    )
+
+
+# Shaped like Printmotor's own order request (see the vendor's examples).
+ORDER_EXAMPLE: dict[str, Any] = {
+    "meta": {"reference": "order-1001"},
+    "address": {
+        "name": "Kari Nordmann",
+        "address": "Mannerheimintie 18",
+        "postalCode": "00100",
+        "postalArea": "Helsinki",
+        "countryIso2": "FI",
+    },
+    "postalClass": "EXPRESS",
+    "products": [{"amount": 1, "product": "matt-poster", "size": "30x40"}],
+}
 
 
 class OrderRequest(BaseModel):
     """A Printmotor order, passed through as sent. Only `meta.reference` is required by
     printhook: it is what links Printmotor's webhooks back to the placement."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        json_schema_extra={
+            "examples": [ORDER_EXAMPLE],
+            "propertyNames": {"pattern": TEXT_PATTERN},
+        },
+    )
+    __pydantic_extra__: dict[Text, JsonValue] = Field(init=False)
 
     meta: OrderMeta
 
@@ -55,7 +84,7 @@ class OrderOut(ApiModel):
 
     order_number: str
     reference: str | None
-    status: str
+    status: Annotated[str, Field(json_schema_extra={"enum": list(STATUSES)})]
     is_final: bool
     done_at: datetime | None
     done_processing_status: str | None

@@ -243,7 +243,9 @@ async def test_without_a_notify_url_nothing_is_queued(database_url: str) -> None
         await observe(database_url, "10", "received")
         summary = await Notifier(settings).run_once(app.state.ctx)
         status = (await client.get("/v1/notify", headers=AUTH)).json()
-        redeliver = await client.post("/v1/deliveries/redeliver?since=2026-01-01", headers=AUTH)
+        redeliver = await client.post(
+            "/v1/deliveries/redeliver?since=2026-01-01T00:00:00Z", headers=AUTH
+        )
     assert summary.enqueued == 0
     assert await deliveries(database_url) == []
     assert status["configured"] is False

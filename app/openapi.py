@@ -201,6 +201,98 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+ACK_SCHEMA: dict[str, Any] = {
+    "title": "Ack",
+    "description": "The raw request is stored; it is applied in the background. A redelivery "
+    "of the same bytes gets the first copy's `eventId`.",
+    "type": "object",
+    "required": ["ok", "eventId"],
+    "properties": {
+        "ok": {"type": "boolean", "enum": [True]},
+        "eventId": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "The stored event: `GET /v1/inbound-events/{eventId}`",
+        },
+    },
+    "additionalProperties": False,
+}
+
+_ANY_JSON_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "The vendor's JSON, stored as raw bytes (verified over exactly "
+                "these bytes, never re-serialised).",
+            }
+        }
+    },
+}
+
+
+def _problem_codes(*statuses: int) -> dict[str, Any]:
+    return {str(status): response for status, response in problems(*statuses).items()}
+
+
+_ACKED = {
+    "200": {
+        "description": "Stored (or a duplicate of a stored event); applied in the background",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}},
+    }
+}
+
+# The vendors' ack endpoints are bare ASGI routes (the hot path skips FastAPI's request
+# handling), so FastAPI cannot describe them: they are stated here.
+VENDOR_PATHS: dict[str, Any] = {
+    "/webhooks/printmotor": {
+        "post": {
+            "tags": ["vendor"],
+            "operationId": "receivePrintmotorWebhook",
+            "summary": "Printmotor's signed webhook",
+            "description": "Checks `X-Printmotor-Hmac-SHA256` (HMAC-SHA256 of the raw body "
+            "with any key of PRINTHOOK_PRINTMOTOR_WEBHOOK_SECRETS, base64 or hex), stores the "
+            "raw bytes and answers. A body that is not a JSON object with a positive integer "
+            "`userOrder.orderNumber` is stored as rejected and answered 400.",
+            "parameters": [
+                {
+                    "name": "X-Printmotor-Hmac-SHA256",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "maxLength": 1024},
+                    "description": "base64 (or hex) HMAC-SHA256 of the raw body; exactly one",
+                }
+            ],
+            "requestBody": _ANY_JSON_BODY,
+            "responses": {**_ACKED, **_problem_codes(400, 401, 408, 413, 503)},
+        }
+    },
+    "/callbacks/printess/{token}": {
+        "post": {
+            "tags": ["vendor"],
+            "operationId": "receivePrintessCallback",
+            "summary": "Printess's render callback",
+            "description": "`token` is the per-job token printhook put into the `callbackUrl` "
+            "it sent to Printess, or PRINTHOOK_PRINTESS_CALLBACK_SECRET (jobs the shop submits "
+            "itself). It is checked before the body is read; an unknown token is 404 and "
+            "nothing is stored. A body that is not a JSON object with a string `jobId` (the "
+            "token's job, for a per-job token) is stored as rejected and answered 400.",
+            "parameters": [
+                {
+                    "name": "token",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+                }
+            ],
+            "requestBody": _ANY_JSON_BODY,
+            "responses": {**_ACKED, **_problem_codes(400, 404, 408, 413, 503)},
+        }
+    },
+}
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the completed document at /openapi.json (built once, on first use)."""
 
@@ -216,6 +308,8 @@ def install_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
                 servers=app.servers,
             )
+            document.setdefault("paths", {}).update(VENDOR_PATHS)
+            document.setdefault("components", {}).setdefault("schemas", {})["Ack"] = ACK_SCHEMA
             app.openapi_schema = complete_document(document)
         return app.openapi_schema
 

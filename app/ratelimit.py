@@ -1,8 +1,10 @@
 """A call budget shared by every replica through the database.
 
 Each budget is one row holding the earliest moment the next call may start. Taking a slot
-moves that moment forward by `1 / rate` under a row lock, so calls from any number of
-processes are spaced at least `1 / rate` seconds apart. A vendor's `Retry-After` pushes the
+moves that moment forward by `1 / rate` (plus a margin) under a row lock, so calls from any
+number of processes are spaced at least `1 / rate` seconds apart. The margin keeps any one
+second under `rate` calls even when a caller wakes from its wait a little late and the next
+one does not (a late call closes up on the one after it). A vendor's `Retry-After` pushes the
 moment further, pausing every replica at once.
 """
 
@@ -16,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, dialect_insert, utcnow
+
+# Slots are 10 % further apart than `1 / rate`: room for callers that wake late.
+SPACING_MARGIN = 1.1
 
 
 class RateBudget(Base):
@@ -50,7 +55,7 @@ async def reserve_slot(
         budget = await _locked_budget(session, name)
         now = utcnow()
         slot = max(now, budget.next_slot_at, budget.paused_until or now)
-        budget.next_slot_at = slot + timedelta(seconds=1 / rate)
+        budget.next_slot_at = slot + timedelta(seconds=SPACING_MARGIN / rate)
     return max(0.0, (slot - now).total_seconds())
 
 

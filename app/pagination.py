@@ -87,14 +87,18 @@ class PageQuery:
     limit: int
 
 
+def time_query(what: str) -> Any:
+    """A query parameter holding an instant, documented as `parse_time` reads it."""
+    return Query(
+        description=f"{what}: an RFC 3339 date-time with a time zone, between 0001-01-02 "
+        "and 9999-12-30.",
+        json_schema_extra={"format": "date-time", "pattern": UPDATED_AFTER_PATTERN},
+    )
+
+
 def page_query(
     updated_after: Annotated[
-        str | None,
-        Query(
-            description="Only items changed after this instant: an RFC 3339 date-time with a "
-            "time zone, between 0001-01-02 and 9999-12-30.",
-            json_schema_extra={"format": "date-time", "pattern": UPDATED_AFTER_PATTERN},
-        ),
+        str | None, time_query("Only items changed after this instant")
     ] = None,
     cursor: Annotated[
         str | None,

@@ -22,7 +22,7 @@ from app.feed.schemas import (
 )
 from app.feed.service import CURSOR_PATTERN, START, SUBJECT_TYPES, Position, read_events
 from app.openapi import problems
-from app.pagination import UPDATED_AFTER_PATTERN, parse_time
+from app.pagination import parse_time, time_query
 
 router = APIRouter(tags=["feed"])
 
@@ -145,14 +145,7 @@ async def redeliver_since(
     _: ShopKey,
     session: SessionDep,
     settings: SettingsDep,
-    since: Annotated[
-        str,
-        Query(
-            description="Events created at or after this instant: an RFC 3339 date-time with "
-            "a time zone, between 0001-01-02 and 9999-12-30.",
-            json_schema_extra={"format": "date-time", "pattern": UPDATED_AFTER_PATTERN},
-        ),
-    ],
+    since: Annotated[str, time_query("Events created at or after this instant")],
 ) -> Redelivered:
     """Send every event created at or after `since` again (delivered and failed ones too)."""
     _require_delivery(settings)

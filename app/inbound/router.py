@@ -21,7 +21,7 @@ from app.inbound.schemas import (
     encode_cursor,
 )
 from app.openapi import problems
-from app.pagination import UPDATED_AFTER_PATTERN, parse_time
+from app.pagination import parse_time, time_query
 
 router = APIRouter(prefix="/v1/inbound-events", tags=["operator"])
 
@@ -37,12 +37,7 @@ async def list_inbound_events(
     state: State | None = None,
     subject: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     received_after: Annotated[
-        str | None,
-        Query(
-            description="Only events received after this instant: an RFC 3339 date-time with a "
-            "time zone, between 0001-01-02 and 9999-12-30.",
-            json_schema_extra={"format": "date-time", "pattern": UPDATED_AFTER_PATTERN},
-        ),
+        str | None, time_query("Only events received after this instant")
     ] = None,
     cursor: Annotated[
         str | None,

@@ -293,6 +293,26 @@ VENDOR_PATHS: dict[str, Any] = {
 }
 
 
+# /metrics is served as Prometheus text, outside FastAPI's response models.
+OPS_PATHS: dict[str, Any] = {
+    "/metrics": {
+        "get": {
+            "tags": ["ops"],
+            "operationId": "metrics",
+            "summary": "Prometheus metrics",
+            "description": "Prometheus text exposition format. Keep it private: the example "
+            "nginx configuration allows only loopback and private networks.",
+            "responses": {
+                "200": {
+                    "description": "The metrics",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+}
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the completed document at /openapi.json (built once, on first use)."""
 
@@ -308,7 +328,7 @@ def install_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
                 servers=app.servers,
             )
-            document.setdefault("paths", {}).update(VENDOR_PATHS)
+            document.setdefault("paths", {}).update({**VENDOR_PATHS, **OPS_PATHS})
             document.setdefault("components", {}).setdefault("schemas", {})["Ack"] = ACK_SCHEMA
             app.openapi_schema = complete_document(document)
         return app.openapi_schema

@@ -148,3 +148,22 @@ def test_the_completion_applies_to_any_route_in_the_schema() -> None:
     responses = app.openapi()["paths"]["/callbacks/example/{token}"]["post"]["responses"]
     assert set(responses) == {"200", "400", "401", "404", "408", "413", "422", "500", "503"}
     assert all(responses[code]["content"] == PROBLEM for code in responses if code != "200")
+
+
+def test_every_served_route_is_in_the_document(document: dict[str, Any]) -> None:
+    app = create_app(make_settings("sqlite+aiosqlite:////nonexistent-dir/x.db"))
+    own = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    served = {
+        (method.lower(), path)
+        for route in app.routes
+        if (path := getattr(route, "path", None)) and path not in own
+        for method in getattr(route, "methods", None) or ()
+        if method != "HEAD"
+    }
+    documented = {(method, path) for method, path, _ in operations(document)}
+    assert served - documented == set()
+    assert ("post", "/webhooks/printmotor") in documented
+    assert ("post", "/callbacks/printess/{token}") in documented
+    webhook = document["paths"]["/webhooks/printmotor"]["post"]
+    assert [p["name"] for p in webhook["parameters"]] == ["X-Printmotor-Hmac-SHA256"]
+    assert {"200", "400", "401", "408", "413", "503"} <= set(webhook["responses"])

@@ -57,14 +57,30 @@ async def running_app(
         if apply and response.status_code == 200 and any(p in path for p in VENDOR_PATHS):
             await app.state.applier.drain()
 
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://printhook.test",
-            event_hooks={"response": [applied]},
-        ) as c:
-            yield app, c
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://printhook.test",
+                event_hooks={"response": [applied]},
+            ) as c:
+                yield app, c
+    finally:
+        await sqlite_threads_finished()
+
+
+async def sqlite_threads_finished(timeout: float = 5.0) -> None:
+    """Wait for aiosqlite's worker threads to end while this test's event loop still runs.
+
+    A connection attempt that failed (an unreachable SQLite path) ends its thread by handing
+    the error to the loop; if the loop closed first, the thread's RuntimeError would surface
+    in whichever test runs next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        "_connection_worker_thread" in thread.name for thread in threading.enumerate()
+    ):
+        await asyncio.sleep(0.01)
 
 
 @contextmanager

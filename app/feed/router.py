@@ -49,8 +49,8 @@ async def list_events(
     after: Annotated[
         str | None,
         Query(
-            pattern=CURSOR_PATTERN,
             description="The `next` of the previous page (opaque); omit it to start at the start",
+            json_schema_extra={"pattern": CURSOR_PATTERN, "maxLength": 37},
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
@@ -65,10 +65,9 @@ async def list_events(
     subject: Annotated[
         str | None,
         Query(
-            max_length=200,
-            pattern=SUBJECT_PATTERN,
             description="Only events of one job or order: `printess_job:<jobId>` or "
             "`printmotor_order:<orderNumber>`",
+            json_schema_extra={"pattern": SUBJECT_PATTERN, "maxLength": 200},
         ),
     ] = None,
 ) -> EventPage:

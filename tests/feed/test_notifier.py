@@ -49,9 +49,10 @@ async def test_every_event_is_posted_signed_and_verifies_with_standardwebhooks(
 
     assert all(r.verified for r in receiver.received)
     ids = await event_ids(database_url)
-    assert receiver.ids() == [f"evt_{ids[0]}", f"evt_{ids[1]}"]
+    # Two subjects: each event once (order is promised only within a subject).
+    assert sorted(receiver.ids()) == sorted([f"evt_{ids[0]}", f"evt_{ids[1]}"])
     # The body is the feed item itself.
-    assert receiver.delivered_payloads() == feed
+    assert sorted(receiver.delivered_payloads(), key=lambda e: e["id"]) == feed
     first = receiver.received[0].headers
     assert first["content-type"] == "application/json"
     assert abs(int(first["webhook-timestamp"]) - time.time()) < 60
@@ -238,7 +239,10 @@ async def test_410_gone_disables_delivery_everywhere_until_enabled(
         assert enabled.json()["disabled"] is False
         await wait_for(delivered_count(receiver, 2))
     first, second = await event_ids(database_url)
-    assert receiver.ids() == [f"evt_{first}", f"evt_{first}", f"evt_{second}"]
+    # The refused first attempt, then both events once (two subjects: no order between them).
+    ids = receiver.ids()
+    assert ids[0] == f"evt_{first}"
+    assert sorted(ids[1:]) == sorted([f"evt_{first}", f"evt_{second}"])
 
 
 async def test_without_a_notify_url_nothing_is_queued(database_url: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from starlette.responses import Response
@@ -100,7 +99,3 @@ def ack_response(stored: Stored) -> Response:
     """`200 {"ok":true,"eventId":<id>}`; a duplicate gets the first copy's id."""
     body = b'{"ok":true,"eventId":%d}' % stored.event_id
     return Response(body, media_type="application/json")
-
-
-def elapsed(started: float) -> float:
-    return time.perf_counter() - started

@@ -15,7 +15,6 @@ APPLIED = "applied"
 UNCHANGED = "unchanged"
 REJECTED = "rejected"
 FAILED = "failed"
-STATES = (PENDING, APPLIED, UNCHANGED, REJECTED, FAILED)
 
 _PENDING_ONLY = text("state = 'pending'")
 

@@ -131,9 +131,3 @@ async def db_session(database_url: str) -> AsyncIterator[AsyncSession]:
             yield session
     finally:
         await engine.dispose()
-
-
-async def apply_pending(app: FastAPI) -> int:
-    """Run the applier until no inbound event is due (tests run without background work)."""
-    count: int = await app.state.applier.drain()
-    return count

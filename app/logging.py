@@ -63,6 +63,10 @@ def register_secrets(values: Iterable[str]) -> None:
     _known_secrets = re.compile("|".join(escaped)) if escaped else None
 
 
+# Standard Webhooks secrets are `whsec_<base64 key>`; the key is secret on its own too.
+_WHSEC_PREFIX = "whsec_"
+
+
 def settings_secrets(settings: Settings) -> list[str]:
     """Every secret value in the configuration."""
     secrets = [*settings.api_keys, *settings.printmotor_webhook_secrets]
@@ -73,7 +77,13 @@ def settings_secrets(settings: Settings) -> list[str]:
     ):
         if single is not None:
             secrets.append(single)
-    return [secret.get_secret_value() for secret in secrets]
+    values = [secret.get_secret_value() for secret in secrets]
+    for notify in settings.notify_secrets:
+        value = notify.get_secret_value()
+        values.append(value)
+        if value.startswith(_WHSEC_PREFIX):
+            values.append(value.removeprefix(_WHSEC_PREFIX))
+    return values
 
 
 def mask_path(path: str) -> str:

@@ -1,4 +1,5 @@
-"""Backlog gauges (non-final jobs and orders, age of the oldest), computed when scraped."""
+"""Backlog gauges, computed when scraped: non-final jobs and orders, pending and parked
+inbound events, pending outbound deliveries (each with the age of the oldest)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db import utcnow
+from app.feed.delivery import refresh_gauges as refresh_delivery_gauges
 from app.inbound.models import FAILED, PENDING, InboundEvent
 from app.ops.metrics import (
     INBOUND_OLDEST_PENDING_AGE,
@@ -23,10 +25,11 @@ from app.printmotor.transition import DONE_STATUSES
 
 
 async def refresh_backlog_gauges(session: AsyncSession) -> None:
-    """Set `printhook_non_final` and `printhook_oldest_non_final_age_seconds` per kind.
+    """Set every backlog gauge: `printhook_non_final` and
+    `printhook_oldest_non_final_age_seconds` per kind, the inbound and the delivery gauges.
 
-    Two aggregate queries served by the `(status, next_poll_at)` indexes; cheap enough for
-    every scrape.
+    A few aggregate queries, each served by an index on the state or status; cheap enough
+    for every scrape.
     """
     now = utcnow()
     jobs = PrintessJob.status == "pending"
@@ -41,6 +44,9 @@ async def refresh_backlog_gauges(session: AsyncSession) -> None:
         age = (now - oldest).total_seconds() if oldest is not None else 0.0
         OLDEST_NON_FINAL_AGE.labels(kind).set(max(age, 0.0))
     await refresh_inbound_gauges(session)
+    # The notifier also sets these after each pass; refreshing them here means a web process
+    # without background work (PRINTHOOK_RUN_WORKERS=false) exports current values too.
+    await refresh_delivery_gauges(session)
 
 
 SOURCES = ("printess", "printmotor")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
 from app.db import utcnow
+from app.feed.models import Delivery, Event, NotifyState
+from app.inbound.models import InboundEvent
 from app.printess.models import PrintessJob
 from app.printmotor.models import PrintmotorOrder
 from app.simulator.printmotor import signed_headers, webhook_body
@@ -138,3 +141,109 @@ async def test_vendor_endpoints_are_labelled_by_their_templates(database_url: st
     assert delta(**webhook, status="401") == 1
     assert delta(method="POST", route="/callbacks/printess/{token}", status="404") == 1
     assert "not-a-token-5c1e" not in after
+
+
+async def test_inbound_and_delivery_gauges_are_read_from_the_database_at_each_scrape(
+    database_url: str,
+) -> None:
+    # No background work runs (a web process with PRINTHOOK_RUN_WORKERS=false): every value
+    # below can only come from the scrape itself.
+    now = utcnow()
+    async with db_session(database_url) as session:
+        for key, source, state, age in (
+            ("pm-old", "printmotor", "pending", 900),
+            ("pm-new", "printmotor", "pending", 30),
+            ("pm-done", "printmotor", "applied", 5000),
+            ("pe-parked", "printess", "failed", 4000),
+        ):
+            session.add(inbound(key, source, state, now - timedelta(seconds=age)))
+        events = [feed_event(f"70{n}", now) for n in range(4)]
+        session.add_all(events)
+        await session.flush()
+        for event, state, age in zip(
+            events,
+            ("pending", "pending", "delivered", "failed"),
+            (600, 20, 9000, 9000),
+            strict=True,
+        ):
+            session.add(delivery(event, state, now - timedelta(seconds=age)))
+        session.add(
+            NotifyState(
+                id=1,
+                since=now - timedelta(days=1),
+                cursor_tx_id=0,
+                cursor_event_id=0,
+                disabled_at=now,
+                disabled_reason="the receiver answered 410 Gone",
+                updated_at=now,
+            )
+        )
+        await session.commit()
+    async with running_app(make_settings(database_url)) as (_, client):
+        first = (await client.get("/metrics")).text
+        async with db_session(database_url) as session:
+            await session.execute(
+                update(InboundEvent).where(InboundEvent.state == "pending").values(state="applied")
+            )
+            await session.execute(
+                update(Delivery).where(Delivery.state == "pending").values(state="delivered")
+            )
+            await session.execute(update(NotifyState).values(disabled_at=None))
+            await session.commit()
+        second = (await client.get("/metrics")).text
+
+    assert sample(first, "printhook_inbound_pending", source="printmotor") == 2
+    assert sample(first, "printhook_inbound_pending", source="printess") == 0
+    pending_age = sample(first, "printhook_inbound_oldest_pending_age_seconds", source="printmotor")
+    assert 900 <= pending_age < 900 + 60
+    assert sample(first, "printhook_inbound_oldest_pending_age_seconds", source="printess") == 0
+    assert sample(first, "printhook_inbound_failed", source="printess") == 1
+    assert sample(first, "printhook_inbound_failed", source="printmotor") == 0
+    assert sample(first, "printhook_pending_deliveries") == 2
+    delivery_age = sample(first, "printhook_oldest_pending_delivery_age_seconds")
+    assert 600 <= delivery_age < 600 + 60
+    assert sample(first, "printhook_deliveries_disabled") == 1
+
+    # The next scrape sees the database as it is now, not the values of the first.
+    assert sample(second, "printhook_inbound_pending", source="printmotor") == 0
+    assert sample(second, "printhook_inbound_oldest_pending_age_seconds", source="printmotor") == 0
+    assert sample(second, "printhook_inbound_failed", source="printess") == 1
+    assert sample(second, "printhook_pending_deliveries") == 0
+    assert sample(second, "printhook_oldest_pending_delivery_age_seconds") == 0
+    assert sample(second, "printhook_deliveries_disabled") == 0
+
+
+def inbound(key: str, source: str, state: str, received_at: datetime) -> InboundEvent:
+    body = b'{"metrics": "test"}'
+    return InboundEvent(
+        source=source,
+        dedupe_key=key,
+        received_at=received_at,
+        subject_id=key,
+        state=state,
+        attempts=0,
+        body_size=len(body),
+        body=body,
+    )
+
+
+def feed_event(order_number: str, created_at: datetime) -> Event:
+    return Event(
+        created_at=created_at,
+        subject_type="printmotor_order",
+        subject_id=order_number,
+        type="printmotor.order.received",
+        data={"orderNumber": int(order_number)},
+    )
+
+
+def delivery(event: Event, state: str, created_at: datetime) -> Delivery:
+    return Delivery(
+        event_id=event.id,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        state=state,
+        attempts=0,
+        next_attempt_at=created_at if state == "pending" else None,
+        created_at=created_at,
+    )

@@ -16,25 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from app.printess.models import PrintessJob
-from app.printmotor.models import PrintmotorOrder
-from tests.faults.checks import (
-    assert_every_ack_applied,
-    duplicate_feed_rows,
-    feed_by_subject,
-    feed_rows,
-    report,
-    wait_until_applied,
-)
-from tests.support.helpers import db_session
-from tests.support.sender import (
-    Sender,
-    printess_callback,
-    printmotor_webhook,
-    track_job,
-)
+from tests.faults.checks import assert_every_ack_applied, report, wait_until_applied
+from tests.faults.load import assert_final_states, send_subject
+from tests.support.sender import Sender
 from tests.support.serve import ServeProcess, serve_env
 
 SOAK = os.environ.get("PRINTHOOK_SOAK") == "1"
@@ -42,22 +27,6 @@ KILLS = 10 if SOAK else 3
 MIN_SUBJECTS = 2000 if SOAK else 300
 MAX_SUBJECTS = 20_000 if SOAK else 3_000
 SEED = int(os.environ.get("FAULTS_SEED", "20261201"))
-
-ORDER_FEED = ["printmotor.order.received", "printmotor.order.status_changed"]
-JOB_FEED = ["printess.job.tracked", "printess.job.succeeded"]
-
-
-async def send_subject(sender: Sender, n: int) -> tuple[str, str]:
-    """One order (two webhooks, in order) or one job (PUT for even ones, then its callback)."""
-    if n % 2:
-        await sender.deliver(printmotor_webhook(n, "USER_ORDER_PROCESSING"))
-        await sender.deliver(printmotor_webhook(n, "USER_ORDER_DELIVERED", tracking_code=f"T{n}"))
-        return "order", str(n)
-    job_id = f"crash-{n}"
-    if n % 4 == 0:
-        await sender.deliver(track_job(job_id))
-    await sender.deliver(printess_callback(job_id))
-    return "job", job_id
 
 
 @pytest.mark.parametrize("database_url", ["postgres", "sqlite"], indirect=True)
@@ -79,7 +48,7 @@ async def test_kill_9_at_random_moments_loses_nothing_acknowledged(
             n = next(numbers)
             if n - 1001 >= MAX_SUBJECTS:
                 return
-            done.append(await send_subject(sender, n))
+            done.append(await send_subject(sender, n, "crash"))
 
     async def chaos() -> None:
         for _ in range(KILLS):
@@ -107,31 +76,16 @@ async def test_kill_9_at_random_moments_loses_nothing_acknowledged(
     # No stray rows either: each stored event is one of the acknowledged requests.
     assert set(states) == set(stats.acked_events.values())
 
-    orders = sorted(subject for kind, subject in done if kind == "order")
-    jobs = sorted(subject for kind, subject in done if kind == "job")
-    async with db_session(database_url) as session:
-        stored_orders = {
-            row.order_number: (row.status, row.tracking_code)
-            for row in (await session.scalars(select(PrintmotorOrder))).all()
-        }
-        stored_jobs = {
-            row.job_id: row.status for row in (await session.scalars(select(PrintessJob))).all()
-        }
-    assert stored_orders == {n: ("delivered", f"T{n}") for n in orders}
-    assert stored_jobs == dict.fromkeys(jobs, "succeeded")
-
-    rows = await feed_rows(database_url)
-    assert duplicate_feed_rows(rows) == []
-    expected = {n: ORDER_FEED for n in orders} | {j: JOB_FEED for j in jobs}
-    assert feed_by_subject(rows) == expected
+    orders = sum(1 for kind, _ in done if kind == "order")
+    feed = await assert_final_states(database_url, done)
 
     report(
         "crash",
         database=database_url.split(":")[0].split("+")[0],
         kills=server.kills,
         restarts=server.starts - 1,
-        orders=len(orders),
-        jobs=len(jobs),
+        orders=orders,
+        jobs=len(done) - orders,
         requests_sent=stats.sent,
         acknowledged=stats.acknowledged,
         no_answer=stats.statuses()["no answer"],
@@ -139,6 +93,6 @@ async def test_kill_9_at_random_moments_loses_nothing_acknowledged(
         vendor_events_stored=len(states),
         redeliveries_absorbed=stats.answers_2xx - stats.acknowledged,
         lost=0,
-        feed_rows=len(rows),
+        feed_rows=feed,
         seconds=round(elapsed, 1),
     )

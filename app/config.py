@@ -198,6 +198,11 @@ class Settings(BaseSettings):
         description="run the background work inside the web process (`false`: run "
         "`printhook worker` separately)",
     )
+    lease_grace: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="how long a replica's claim on background work outlasts the work's "
+        "expected time; work claimed by a crashed replica is taken over this much later",
+    )
     # Seconds (a float) for the reconcilers; written like every other duration.
     reconcile_interval: float = Field(
         default=300.0, gt=0, description="time between reconciler passes"
@@ -260,6 +265,7 @@ class Settings(BaseSettings):
         "printess_first_poll_after",
         "body_timeout",
         "notify_timeout",
+        "lease_grace",
         mode="before",
     )
     @classmethod

@@ -105,9 +105,19 @@ def problem_response(
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
 
 
+# SQLSTATEs PostgreSQL uses for "not now" rather than "wrong": class 08 (connection
+# exception) and 57P01-57P03 (shutting down, crashed, starting up or stopping: `pg_ctl stop`,
+# failover). asyncpg raises some of them as a plain DBAPIError, not an OperationalError.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(code, str) and code.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
     return isinstance(exc, DATABASE_UNAVAILABLE)
 
 

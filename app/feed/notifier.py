@@ -160,7 +160,7 @@ class Notifier:
         timeout = settings.notify_timeout.total_seconds()
         self.timeout = httpx.Timeout(timeout)
         # A send is abandoned after `timeout`; the lease outlives it comfortably.
-        self.lease = timedelta(seconds=timeout + 60)
+        self.lease = timedelta(seconds=timeout) + settings.lease_grace
         self._waker: Waker | None = None
         if settings.notify_url and not settings.notify_secrets:
             log.error("notify.unsigned", extra={"hint": "set PRINTHOOK_NOTIFY_SECRETS"})

@@ -44,7 +44,6 @@ log = logging.getLogger("printhook.inbound.applier")
 
 # How often an idle lane looks for events stored by other replicas (its own wake it at once).
 IDLE_POLL_SECONDS = 0.5
-LEASE = timedelta(seconds=60)
 RETRY_BACKOFF_CAP = timedelta(minutes=5)
 
 
@@ -197,7 +196,10 @@ class Applier:
             await session.execute(
                 update(event)
                 .where(event.id.in_(ids))
-                .values(lease_owner=self.ctx.instance_id, leased_until=now + LEASE)
+                .values(
+                    lease_owner=self.ctx.instance_id,
+                    leased_until=now + self.ctx.settings.lease_grace,
+                )
             )
             rows = (
                 await session.execute(

@@ -71,6 +71,9 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # An idle connection the server cut (`pg_ctl stop -m fast`) can fail its next use with
+    # "cannot switch to state ...; another operation is in progress".
+    asyncpg.InternalClientError,
 )
 
 

@@ -94,7 +94,8 @@ async def _claim(ctx: AppContext, pass_started: datetime) -> list[str]:
         where=[*_due(utcnow()), PrintessJob.next_poll_at <= pass_started],
         order_by=[PrintessJob.next_poll_at, PrintessJob.job_id],
         limit=BATCH_SIZE,
-        lease=timedelta(seconds=BATCH_SIZE / ctx.settings.printess_status_rate + 60),
+        lease=timedelta(seconds=BATCH_SIZE / ctx.settings.printess_status_rate)
+        + ctx.settings.lease_grace,
     )
 
 

@@ -92,7 +92,8 @@ async def _claim(ctx: AppContext, pass_started: datetime) -> list[str]:
         where=[*_due(utcnow()), PrintmotorOrder.next_poll_at <= pass_started],
         order_by=[PrintmotorOrder.next_poll_at, PrintmotorOrder.order_number],
         limit=BATCH_SIZE,
-        lease=timedelta(seconds=BATCH_SIZE / ctx.settings.printmotor_read_rate + 60),
+        lease=timedelta(seconds=BATCH_SIZE / ctx.settings.printmotor_read_rate)
+        + ctx.settings.lease_grace,
     )
 
 

@@ -30,7 +30,9 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/webhook_load.py
+	cd bench && ../$(BIN)/python webhook_load.py
+	cd bench && ../$(BIN)/python sustained.py
+	cd bench && ../$(BIN)/python drain.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:

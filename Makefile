@@ -30,9 +30,9 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	cd bench && ../$(BIN)/python webhook_load.py
-	cd bench && ../$(BIN)/python sustained.py
-	cd bench && ../$(BIN)/python drain.py
+	$(BIN)/python bench/webhook_load.py
+	$(BIN)/python bench/sustained.py
+	$(BIN)/python bench/drain.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:

@@ -247,6 +247,10 @@ class Applier:
         try:
             async with self.ctx.session_factory() as session:
                 applied = dict(outcomes)
+                # Optional: a vendor may lock the batch's subjects in one statement.
+                begin_batch = getattr(vendor, "begin_batch", None)
+                if begin_batch is not None and ready:
+                    await begin_batch(self.ctx, session, [prepared for _, prepared in ready])
                 for event, prepared in ready:
                     effect = await vendor.apply(self.ctx, session, event, prepared)
                     applied[event.id] = _outcome(effect)

@@ -5,8 +5,8 @@
    them: correctly signed-and-verified bodies (the same generator as the load test: a CREATED
    per new order, and DELIVERED with tracking for orders created SPREAD events earlier, so
    about half the orders get two events), subject = order number, in arrival order.
-3. Starts `printhook worker` (PRINTHOOK_APPLY_BATCH_SIZE from --batch-size, if given) and
-   polls until no event is pending (bounded by --timeout).
+3. Starts --workers `printhook worker` processes (PRINTHOOK_APPLY_BATCH_SIZE from
+   --batch-size, if given) and polls until no event is pending (bounded by --timeout).
 4. Prints the drain rate from the first to the last processed_at, the wall-clock rate from
    the worker's start, and how the events ended (applied/unchanged/rejected/failed).
 
@@ -76,6 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, help="PRINTHOOK_APPLY_BATCH_SIZE")
+    parser.add_argument("--workers", type=int, default=1, help="`printhook worker` processes")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after (seconds)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
@@ -91,17 +92,19 @@ def main() -> int:
         env = printhook_env(url, run_workers=True, pool_size=5, log_level="WARNING")
         if args.batch_size:
             env["PRINTHOOK_APPLY_BATCH_SIZE"] = str(args.batch_size)
-        process = worker(env)
+        processes = [worker(env) for _ in range(args.workers)]
         started = time.monotonic()
         pending = args.events
         try:
             while pending and time.monotonic() - started < args.timeout:
-                process.check()
+                for process in processes:
+                    process.check()
                 time.sleep(0.5)
                 pending = asyncio.run(fetchval(url, _PENDING))
         finally:
             wall = time.monotonic() - started
-            process.stop()
+            for process in processes:
+                process.stop()
         seconds, states = asyncio.run(span(url))
     finally:
         if not args.keep_db:
@@ -109,7 +112,8 @@ def main() -> int:
     done = args.events - pending
     rate = done / seconds if seconds > 0 else 0.0
     print(
-        f"batch size {env.get('PRINTHOOK_APPLY_BATCH_SIZE', 'default')}: {done} of {args.events} "
+        f"{args.workers} worker(s), batch size {env.get('PRINTHOOK_APPLY_BATCH_SIZE', 'default')}: "
+        f"{done} of {args.events} "
         f"events out of pending in {seconds:.1f}s (first to last processed_at) = {rate:.0f} "
         f"events/s; {done / wall:.0f} events/s from the worker's start ({wall:.1f}s)"
     )

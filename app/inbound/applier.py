@@ -167,11 +167,18 @@ class Applier:
         now = utcnow()
         event = InboundEvent
         earlier = aliased(InboundEvent)
-        blocked = exists().where(
-            earlier.state == PENDING,
-            earlier.source == event.source,
-            earlier.subject_id == event.subject_id,
-            earlier.id < event.id,
+        # OFFSET 0 keeps this a per-row subplan on the pending index: as an anti-join, a
+        # table without statistics yet (a fresh database under a burst) was planned as a
+        # scan of every pending event per candidate, and one claim took minutes.
+        blocked = exists(
+            select(earlier.id)
+            .where(
+                earlier.state == PENDING,
+                earlier.source == event.source,
+                earlier.subject_id == event.subject_id,
+                earlier.id < event.id,
+            )
+            .offset(0)
         )
         async with self.ctx.session_factory() as session:
             ids = list(

@@ -31,6 +31,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/webhook_load.py
+	$(BIN)/python bench/sustained.py
+	$(BIN)/python bench/drain.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:

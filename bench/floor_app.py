@@ -1,9 +1,11 @@
 """The floor: the least an HTTP endpoint can do for a signed webhook and still be durable.
 
 A raw ASGI app (no framework): read the body, verify the HMAC-SHA256 header against one key,
-`INSERT ... ON CONFLICT DO NOTHING` the raw bytes with asyncpg (autocommit), answer
-`{"ok":true}`. Served by uvicorn exactly like printhook, so the gap between the two is what
-printhook's full path costs. Configured by FLOOR_DATABASE_URL, FLOOR_SECRET, FLOOR_POOL_SIZE.
+`INSERT ... ON CONFLICT DO NOTHING` the raw bytes with asyncpg (autocommit) into a table with
+nothing but a text primary key (`floor_events(key text primary key, body bytea)`, created by
+bench/common.py in the bench database), answer `{"ok":true}`. Served by uvicorn exactly like
+printhook, so the gap between the two is what printhook's full path costs. Configured by
+FLOOR_DATABASE_URL, FLOOR_SECRET, FLOOR_POOL_SIZE.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,10 +21,7 @@ import asyncpg
 KEY = os.environ.get("FLOOR_SECRET", "").encode()
 DSN = os.environ.get("FLOOR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 POOL_SIZE = int(os.environ.get("FLOOR_POOL_SIZE", "20"))
-INSERT = (
-    "INSERT INTO inbound_events (source, dedupe_key, received_at, outcome, body_size, body) "
-    "VALUES ('floor', $1, $2, 'applied', $3, $4) ON CONFLICT (source, dedupe_key) DO NOTHING"
-)
+INSERT = "INSERT INTO floor_events (key, body) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 OK = b'{"ok":true}'
 _pool: Any = None
 
@@ -67,5 +65,5 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _send(send, 401, b'{"ok":false}')
         return
     digest = hashlib.sha256(body).hexdigest()
-    await _pool.execute(INSERT, digest, datetime.now(UTC), len(body), body)
+    await _pool.execute(INSERT, digest, body)
     await _send(send, 200, OK)

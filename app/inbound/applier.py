@@ -166,11 +166,18 @@ class Applier:
         now = utcnow()
         event = InboundEvent
         earlier = aliased(InboundEvent)
-        blocked = exists().where(
-            earlier.state == PENDING,
-            earlier.source == event.source,
-            earlier.subject_id == event.subject_id,
-            earlier.id < event.id,
+        # OFFSET 0 keeps this a per-row subplan on the pending index: as an anti-join, a
+        # table without statistics yet (a fresh database under a burst) was planned as a
+        # scan of every pending event per candidate, and one claim took minutes.
+        blocked = exists(
+            select(earlier.id)
+            .where(
+                earlier.state == PENDING,
+                earlier.source == event.source,
+                earlier.subject_id == event.subject_id,
+                earlier.id < event.id,
+            )
+            .offset(0)
         )
         async with self.ctx.session_factory() as session:
             ids = list(
@@ -249,6 +256,10 @@ class Applier:
         try:
             async with self.ctx.session_factory() as session:
                 applied = dict(outcomes)
+                # Optional: a vendor may lock the batch's subjects in one statement.
+                begin_batch = getattr(vendor, "begin_batch", None)
+                if begin_batch is not None and ready:
+                    await begin_batch(self.ctx, session, [prepared for _, prepared in ready])
                 for event, prepared in ready:
                     effect = await vendor.apply(self.ctx, session, event, prepared)
                     applied[event.id] = _outcome(effect)

@@ -7,6 +7,7 @@ answer to a placement, a replay of a stored webhook — ends in `apply_observati
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -41,6 +42,29 @@ async def _locked_order(session: AsyncSession, order_number: str) -> dict[str, A
     )
     row = result.mappings().first()
     return dict(row) if row is not None else None
+
+
+async def lock_orders(
+    session: AsyncSession, order_numbers: Iterable[str]
+) -> dict[str, dict[str, Any] | None]:
+    """Lock many orders' rows with one `SELECT ... FOR UPDATE` (the applier's batches).
+
+    Returns each order's row (None: not created yet), to hand to `apply_observation` as
+    `locked`; the rows stay locked until the transaction ends, exactly as if each
+    observation had locked its own.
+    """
+    numbers = sorted(set(order_numbers))
+    locked: dict[str, dict[str, Any] | None] = dict.fromkeys(numbers)
+    if numbers:
+        result = await session.execute(
+            select(ORDERS)
+            .where(ORDERS.c.order_number.in_(numbers))
+            .order_by(ORDERS.c.order_number)
+            .with_for_update()
+        )
+        for row in result.mappings():
+            locked[row["order_number"]] = dict(row)
+    return locked
 
 
 async def _write(session: AsyncSession, decision: Decision, order_number: str) -> bool:
@@ -101,6 +125,7 @@ async def apply_observation(
     stale_after: timedelta,
     inbound_event_id: int | None = None,
     received_at: datetime | None = None,
+    locked: dict[str, dict[str, Any] | None] | None = None,
 ) -> str:
     """Apply one observation to its order (created if unknown); return applied/unchanged.
 
@@ -108,10 +133,15 @@ async def apply_observation(
     now, e.g. a read-back). With equal deliveryTimes the DELIVERED event received later
     holds the tracking, so a replay of an older event does not overwrite newer tracking.
     Locks the order row, so concurrent observations of one order are applied one at a time.
+    `locked`: rows already locked in this transaction by `lock_orders`; an order's entry is
+    used once (a later observation of the same order reads the row it wrote).
     """
     for _ in range(3):
         now = utcnow()
-        current = await _locked_order(session, obs.order_number)
+        if locked is not None and obs.order_number in locked:
+            current = locked.pop(obs.order_number)
+        else:
+            current = await _locked_order(session, obs.order_number)
         decision = decide(current, obs, now=now, stale_after=stale_after, received_at=received_at)
         if await _write(session, decision, obs.order_number):
             await _finish(session, current, decision, obs, inbound_event_id)

@@ -42,17 +42,8 @@ JITTER = 0.2
 
 
 def retry_schedule(settings: Settings) -> list[timedelta]:
-    """PRINTHOOK_NOTIFY_SCHEDULE as waits; refuses (at startup) anything unreadable."""
-    waits = []
-    for entry in settings.notify_schedule:
-        try:
-            wait = parse_duration(entry)
-        except ValueError:
-            raise ConfigurationError(
-                [f"PRINTHOOK_NOTIFY_SCHEDULE: {entry!r} is not a duration such as 30s, 10m, 24h"]
-            ) from None
-        waits.append(wait)
-    return waits
+    """PRINTHOOK_NOTIFY_SCHEDULE as waits (Settings has refused unreadable entries already)."""
+    return [parse_duration(entry) for entry in settings.notify_schedule]
 
 
 def notify_url(settings: Settings) -> str | None:
